@@ -1,0 +1,144 @@
+"""Bearer tokens: who is calling, and whether that role may do this."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from rescue.errors import ApiError
+
+# Positive lookups are cached briefly so a phone's position updates do not query PostgreSQL
+# every time; revocation (token rotation) clears the entry, see Authenticator.forget.
+_CACHE_TTL_S = 10.0
+_CACHE_MAX = 200_000
+
+
+class Role(enum.StrEnum):
+    """The three kinds of caller."""
+
+    ADMIN = "admin"
+    DISPATCH = "dispatch"
+    VOLUNTEER = "volunteer"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    role: Role
+    id: str
+
+
+def hash_token(token: str) -> bytes:
+    """The stored form of a token (SHA-256: tokens are long random strings, not passwords)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+_LOOKUPS = {
+    Role.DISPATCH: "SELECT id FROM dispatch_centers WHERE api_key_hash = $1",
+    Role.VOLUNTEER: "SELECT id FROM volunteers WHERE token_hash = $1",
+}
+
+
+class Authenticator:
+    """Resolves bearer tokens to principals."""
+
+    def __init__(self, *, admin_token: str, pool: asyncpg.Pool) -> None:
+        self._admin_hash = hash_token(admin_token)
+        self._pool = pool
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+
+    def forget(self, token_hash: bytes) -> None:
+        """Drop a cached token (after rotation)."""
+        self._cache.pop(token_hash, None)
+
+    def forget_subject(self, subject_id: str) -> None:
+        """Drop every cached token of a subject."""
+        for key in [k for k, (_, p) in self._cache.items() if p.id == subject_id]:
+            del self._cache[key]
+
+    async def resolve(self, token: str) -> Principal | None:
+        """The principal a token belongs to, or None."""
+        digest = hash_token(token)
+        if hmac.compare_digest(digest, self._admin_hash):
+            return Principal(Role.ADMIN, "admin")
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        prefix = token.split("_", 1)[0]
+        roles = {"dsp": [Role.DISPATCH], "vol": [Role.VOLUNTEER]}.get(
+            prefix, [Role.DISPATCH, Role.VOLUNTEER]
+        )
+        async with self._pool.acquire() as conn:
+            for role in roles:
+                subject = await conn.fetchval(_LOOKUPS[role], digest)
+                if subject is not None:
+                    principal = Principal(role, subject)
+                    if len(self._cache) >= _CACHE_MAX:
+                        self._cache.clear()
+                    self._cache[digest] = (now + _CACHE_TTL_S, principal)
+                    return principal
+        return None
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token from `Authorization: Bearer`, or `?token=` on a WebSocket upgrade."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("token") or None
+    return None
+
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+def requires(*roles: Role) -> Callable[[H], H]:
+    """Mark a handler with the roles allowed to call it (enforced by the auth middleware)."""
+
+    def mark(handler: H) -> H:
+        handler.__dict__["allowed_roles"] = frozenset(roles)
+        return handler
+
+    return mark
+
+
+def allowed_roles(handler: Any) -> frozenset[Role] | None:
+    """The roles a handler allows, None when it is public."""
+    return getattr(handler, "allowed_roles", None)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The authenticated caller of a handler that requires a role."""
+    return request[PRINCIPAL]
+
+
+def unauthorized() -> ApiError:
+    """401: no token, or a token this service does not know."""
+    return ApiError(
+        401,
+        "unauthorized",
+        "a valid bearer token is required",
+        headers={"WWW-Authenticate": 'Bearer realm="rescue"'},
+    )
+
+
+def forbidden(message: str = "this token's role may not do this") -> ApiError:
+    """403: a valid token of the wrong role, or an action this principal may not take."""
+    return ApiError(403, "forbidden", message)

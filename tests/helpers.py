@@ -1,0 +1,79 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from rescue.auth import hash_token
+from rescue.ids import new_id
+from rescue.settings import generate_token
+from tests.conftest import ADMIN
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.02
+) -> T:
+    """Poll an async condition until it returns something truthy, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def create_center(
+    client: TestClient, *, name: str = "Qingdao 120", callback_url: str | None = None
+) -> dict[str, Any]:
+    """A dispatch center through the API (its key and secret included)."""
+    body: dict[str, Any] = {"name": name}
+    if callback_url:
+        body["callback_url"] = callback_url
+    resp = await client.post("/v1/dispatch-centers", json=body, headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def insert_volunteer(
+    pg: asyncpg.Connection,
+    *,
+    expires_on: dt.date | None = None,
+    status: str = "active",
+    travel_mode: str = "walk",
+    quiet_hours: str | None = None,
+) -> tuple[str, str]:
+    """A volunteer row with a token, straight into PostgreSQL: (id, token)."""
+    token = generate_token("vol")
+    vid = new_id("vol")
+    today = dt.date.today()
+    await pg.execute(
+        """INSERT INTO volunteers (id, name, phone, cert_number, cert_issuer, cert_issued_on,
+               cert_expires_on, travel_mode, status, quiet_hours, token_hash)
+           VALUES ($1, '测试志愿者', '13800000000', $2, '青岛市红十字会',
+                   $3, $4, $5, $6, $7, $8)""",
+        vid,
+        f"CERT-{vid}",
+        today - dt.timedelta(days=365),
+        expires_on or today + dt.timedelta(days=365),
+        travel_mode,
+        status,
+        quiet_hours,
+        hash_token(token),
+    )
+    return vid, token

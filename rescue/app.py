@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from rescue.aeds.routes import routes as aed_routes
 from rescue.aeds.sync import aed_index_ctx
 from rescue.centers.routes import routes as center_routes
+from rescue.demo.fleet import fleet_ctx
 
 from dispatch.setup import setup as setup_dispatch
 from rescue import db
@@ -85,4 +86,5 @@ def create_app(*, settings: Settings | None = None, background: bool = True) -> 
     app[background_key] = background
     setup_volunteers(app)
     setup_dispatch(app)
+    app.cleanup_ctx.append(fleet_ctx)
     return app

@@ -1,0 +1,295 @@
+"""Live positions, duty state, candidate search and engagement, straight on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from geo import TravelMode, haversine_m
+from volunteers import positions
+from volunteers.constants import ENGAGED, META, POSITIONS, POSITIONS_SEEN
+from volunteers.eligibility import VolunteerMeta, parse_quiet_hours
+
+TTL = 120
+CENTER = (36.0621, 120.3847)
+NOON = dt.datetime(2026, 6, 15, 12, 0)
+
+
+def meta(**changes: object) -> VolunteerMeta:
+    values: dict[str, object] = {
+        "travel_mode": TravelMode.WALK,
+        "cert_expires_on": dt.date(2027, 1, 1),
+        "status": "active",
+        "quiet_hours": None,
+    }
+    values.update(changes)
+    return VolunteerMeta(**values)  # type: ignore[arg-type]
+
+
+def north_of(point: tuple[float, float], metres: float) -> tuple[float, float]:
+    return point[0] + metres / 111_195.0, point[1]
+
+
+async def on_duty(
+    redis: Redis, vid: str, metres: float, *, now: float, **meta_changes: object
+) -> None:
+    lat, lng = north_of(CENTER, metres)
+    await positions.set_on_duty(
+        redis, volunteer_id=vid, meta=meta(**meta_changes), lat=lat, lng=lng, now=now
+    )
+
+
+async def search(
+    redis: Redis, *, now: float, radius_m: float = 1000, at_local: dt.datetime = NOON, **kw: int
+) -> tuple[list[positions.Candidate], dict[str, int]]:
+    return await positions.search_candidates(
+        redis,
+        lat=CENTER[0],
+        lng=CENTER[1],
+        radius_m=radius_m,
+        now=now,
+        ttl_s=TTL,
+        at_local=at_local,
+        **kw,
+    )
+
+
+async def test_check_in_writes_position_and_check_out_forgets_it(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_a", 100, now=now)
+    assert await redis.hexists(META, "vol_a")
+    assert await redis.geopos(POSITIONS, "vol_a") != [None]
+    assert await redis.zscore(POSITIONS_SEEN, "vol_a") == now
+    assert await positions.is_on_duty(redis, "vol_a")
+
+    assert await positions.set_off_duty(redis, volunteer_id="vol_a") is True
+    assert not await redis.hexists(META, "vol_a")
+    assert await redis.geopos(POSITIONS, "vol_a") == [None]
+    assert await redis.zscore(POSITIONS_SEEN, "vol_a") is None
+    assert await positions.set_off_duty(redis, volunteer_id="vol_a") is False
+
+
+async def test_position_update_needs_duty_and_keeps_only_the_latest(redis: Redis) -> None:
+    now = time.time()
+    moved = await positions.update_position(
+        redis, volunteer_id="vol_a", lat=CENTER[0], lng=CENTER[1], now=now
+    )
+    assert moved is False
+    assert await redis.exists(POSITIONS, POSITIONS_SEEN) == 0
+
+    await on_duty(redis, "vol_a", 100, now=now - 10)
+    lat, lng = north_of(CENTER, 300)
+    assert await positions.update_position(redis, volunteer_id="vol_a", lat=lat, lng=lng, now=now)
+    assert await redis.zcard(POSITIONS) == 1
+    assert await redis.zscore(POSITIONS_SEEN, "vol_a") == now
+    (stored,) = await redis.geopos(POSITIONS, "vol_a")
+    assert haversine_m(lat, lng, stored[1], stored[0]) < 1
+
+
+async def test_search_returns_eligible_nearest_first(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_far", 800, now=now, travel_mode=TravelMode.BIKE)
+    await on_duty(redis, "vol_near", 100, now=now)
+    await on_duty(redis, "vol_mid", 400, now=now)
+    await on_duty(redis, "vol_outside", 1500, now=now)
+
+    found, excluded = await search(redis, now=now)
+
+    assert [c.volunteer_id for c in found] == ["vol_near", "vol_mid", "vol_far"]
+    assert abs(found[0].distance_m - 100) < 2
+    assert found[2].travel_mode is TravelMode.BIKE
+    assert found[0].seen_at == now
+    assert abs(found[1].lat - north_of(CENTER, 400)[0]) < 1e-5
+    assert abs(found[1].lng - CENTER[1]) < 1e-5
+    assert set(excluded.values()) == {0}
+    assert set(excluded) == {
+        "stale",
+        "engaged",
+        "off_duty",
+        "suspended",
+        "certificate_expired",
+        "quiet_hours",
+    }
+
+
+async def test_search_limit(redis: Redis) -> None:
+    now = time.time()
+    for i in range(5):
+        await on_duty(redis, f"vol_{i}", 100 + i * 50, now=now)
+    found, _ = await search(redis, now=now, limit=2)
+    assert [c.volunteer_id for c in found] == ["vol_0", "vol_1"]
+
+
+async def test_each_exclusion_reason_excludes(redis: Redis) -> None:
+    now = time.time()
+    late_night = dt.datetime(2026, 6, 15, 2, 30)
+    await on_duty(redis, "vol_ok", 50, now=now)
+    await on_duty(redis, "vol_stale", 60, now=now - TTL - 1)
+    await on_duty(redis, "vol_engaged", 70, now=now)
+    await positions.engage(redis, volunteer_id="vol_engaged", incident_id="inc_1")
+    await on_duty(redis, "vol_expired", 80, now=now, cert_expires_on=dt.date(2026, 6, 14))
+    await on_duty(redis, "vol_suspended", 90, now=now, status="suspended")
+    await on_duty(redis, "vol_asleep", 95, now=now, quiet_hours=parse_quiet_hours("23:00-07:00"))
+    await on_duty(redis, "vol_lunch", 97, now=now, quiet_hours=parse_quiet_hours("12:00-13:00"))
+    await on_duty(redis, "vol_gone", 99, now=now)
+    await redis.hdel(META, "vol_gone")  # a position left behind without duty state
+
+    found, excluded = await search(redis, now=now, at_local=late_night)
+
+    assert [c.volunteer_id for c in found] == ["vol_ok", "vol_lunch"]
+    assert excluded == {
+        "stale": 1,
+        "engaged": 1,
+        "off_duty": 1,
+        "suspended": 1,
+        "certificate_expired": 1,
+        "quiet_hours": 1,
+    }
+    # At noon the night owl is back and the lunch-breaker is quiet.
+    found, excluded = await search(redis, now=now)
+    assert [c.volunteer_id for c in found] == ["vol_ok", "vol_asleep"]
+    assert excluded["quiet_hours"] == 1
+
+
+async def test_a_position_is_fresh_until_exactly_the_ttl(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_edge", 100, now=now - TTL)
+    found, _ = await search(redis, now=now)
+    assert [c.volunteer_id for c in found] == ["vol_edge"]
+    found, excluded = await search(redis, now=now + 0.5)
+    assert found == []
+    assert excluded["stale"] == 1
+
+
+async def test_checked_out_volunteer_is_not_found(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_a", 100, now=now)
+    await positions.set_off_duty(redis, volunteer_id="vol_a")
+    found, excluded = await search(redis, now=now)
+    assert found == []
+    assert set(excluded.values()) == {0}
+
+
+async def test_pruner_removes_stale_positions_but_keeps_duty(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_fresh", 100, now=now)
+    for i in range(5):
+        await on_duty(redis, f"vol_old_{i}", 200, now=now - TTL - 10 - i)
+
+    removed = await positions.prune_stale(redis, now=now, ttl_s=TTL, batch=2)
+
+    assert removed == 5
+    assert await redis.zrange(POSITIONS, 0, -1) == ["vol_fresh"]
+    assert await redis.zrange(POSITIONS_SEEN, 0, -1) == ["vol_fresh"]
+    assert await redis.hlen(META) == 6  # still on duty: the next update brings them back
+    assert await positions.update_position(
+        redis, volunteer_id="vol_old_0", lat=CENTER[0], lng=CENTER[1], now=now
+    )
+    assert await positions.prune_stale(redis, now=now, ttl_s=TTL) == 0
+
+
+async def test_engage_is_atomic_across_incidents(redis: Redis) -> None:
+    results = await asyncio.gather(
+        *(positions.engage(redis, volunteer_id="vol_a", incident_id=f"inc_{i}") for i in range(50))
+    )
+    assert results.count(True) == 1
+    winner = f"inc_{results.index(True)}"
+    assert await positions.engaged_in(redis, "vol_a") == winner
+    # Engaging again in the same incident is fine; another is refused.
+    assert await positions.engage(redis, volunteer_id="vol_a", incident_id=winner)
+    assert not await positions.engage(redis, volunteer_id="vol_a", incident_id="inc_other")
+
+
+async def test_release_only_frees_the_same_incident(redis: Redis) -> None:
+    await positions.engage(redis, volunteer_id="vol_a", incident_id="inc_1")
+    await positions.release(redis, volunteer_id="vol_a", incident_id="inc_2")
+    assert await redis.hget(ENGAGED, "vol_a") == "inc_1"
+    await positions.release(redis, volunteer_id="vol_a", incident_id="inc_1")
+    assert await positions.engaged_in(redis, "vol_a") is None
+    assert await positions.engage(redis, volunteer_id="vol_a", incident_id="inc_2")
+
+
+async def test_batches_for_the_demo_fleet(redis: Redis) -> None:
+    now = time.time()
+    fleet = [(f"vol_{i}", meta(), *north_of(CENTER, 10 + i)) for i in range(2500)]
+    await positions.set_on_duty_batch(redis, fleet, now=now - 60)
+    assert await redis.hlen(META) == 2500
+    assert await redis.zcard(POSITIONS) == 2500
+
+    moves = [(f"vol_{i}", *north_of(CENTER, 20 + i)) for i in range(2500)]
+    moves.append(("vol_not_on_duty", *CENTER))
+    accepted = await positions.update_positions_batch(redis, moves, now=now)
+    assert accepted == [True] * 2500 + [False]
+    assert await redis.zcount(POSITIONS_SEEN, now, now) == 2500
+    assert await redis.zscore(POSITIONS_SEEN, "vol_not_on_duty") is None
+
+
+async def test_refresh_meta_only_touches_volunteers_on_duty(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_on", 100, now=now)
+    suspended = meta(status="suspended")
+    assert await positions.refresh_meta(redis, volunteer_id="vol_on", meta=suspended)
+    assert not await positions.refresh_meta(redis, volunteer_id="vol_off", meta=suspended)
+    assert not await redis.hexists(META, "vol_off")
+    found, excluded = await search(redis, now=now)
+    assert found == []
+    assert excluded["suspended"] == 1
+
+
+async def test_concurrent_updates_are_coalesced_but_each_gets_its_answer(redis: Redis) -> None:
+    now = time.time()
+    for i in range(0, 300, 2):
+        await on_duty(redis, f"vol_{i}", 10, now=now - 60)
+    results = await asyncio.gather(
+        *(
+            positions.update_position(
+                redis,
+                volunteer_id=f"vol_{i}",
+                lat=north_of(CENTER, 100 + i)[0],
+                lng=CENTER[1],
+                now=now,
+            )
+            for i in range(300)
+        ),
+        # The same volunteer twice in one turn: the later update is the one kept.
+        positions.update_position(
+            redis, volunteer_id="vol_0", lat=CENTER[0], lng=CENTER[1], now=now
+        ),
+    )
+    assert results[:300] == [i % 2 == 0 for i in range(300)]
+    assert results[300] is True
+    (stored,) = await redis.geopos(POSITIONS, "vol_0")
+    assert haversine_m(CENTER[0], CENTER[1], stored[1], stored[0]) < 1
+    assert await redis.zcount(POSITIONS_SEEN, now, now) == 150
+
+
+async def test_a_failed_write_reaches_every_waiting_caller() -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.25)
+    try:
+        results = await asyncio.gather(
+            *(
+                positions.update_position(
+                    dead, volunteer_id=f"vol_{i}", lat=CENTER[0], lng=CENTER[1], now=time.time()
+                )
+                for i in range(3)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await dead.aclose()
+    assert all(isinstance(r, RedisConnectionError) for r in results), results
+
+
+async def test_batch_check_out(redis: Redis) -> None:
+    now = time.time()
+    for i in range(3):
+        await on_duty(redis, f"vol_{i}", 100, now=now)
+    assert await positions.set_off_duty_batch(redis, ["vol_0", "vol_2", "vol_never"]) == 2
+    assert await redis.hkeys(META) == ["vol_1"]
+    assert await redis.zrange(POSITIONS, 0, -1) == ["vol_1"]
+    assert await redis.zrange(POSITIONS_SEEN, 0, -1) == ["vol_1"]
+    assert await positions.set_off_duty_batch(redis, []) == 0

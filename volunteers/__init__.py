@@ -1,0 +1,1 @@
+"""Volunteers: registry and certificates, tokens, duty, live positions and phone channels."""

@@ -1,0 +1,387 @@
+"""Live duty state and positions in Redis: check-in/out, updates, candidate search, engagement.
+
+Only the latest position is kept (no history). A position counts while its last-seen score is
+within the TTL; searches filter on the score, and a background pruner removes stale members.
+Every operation is one Redis round trip (a Lua script or a MULTI pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from volunteers.constants import ENGAGED, META, POSITIONS, POSITIONS_SEEN
+from volunteers.eligibility import ENGAGED as ENGAGED_REASON
+from volunteers.eligibility import (
+    EXCLUSION_REASONS,
+    OFF_DUTY,
+    STALE,
+    VolunteerMeta,
+    decode_meta,
+    eligibility_problem,
+    encode_meta,
+)
+from volunteers.models import Candidate
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Candidate",
+    "engage",
+    "engaged_in",
+    "is_on_duty",
+    "prune_stale",
+    "refresh_meta",
+    "refresh_meta_many",
+    "release",
+    "search_candidates",
+    "set_off_duty",
+    "set_off_duty_batch",
+    "set_on_duty",
+    "set_on_duty_batch",
+    "update_position",
+    "update_positions_batch",
+]
+
+# The search looks at this many nearest members per wanted candidate, so stale, engaged or
+# ineligible ones near the patient do not crowd out eligible ones a little farther away.
+SCAN_FACTOR = 3
+_BATCH = 1000
+
+# KEYS: meta, pos, seen. ARGV: (id, lng, lat, now) quads. Returns 1/0 per quad.
+_UPDATE = """
+local out = {}
+for i = 1, #ARGV, 4 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then
+    redis.call('GEOADD', KEYS[2], ARGV[i + 1], ARGV[i + 2], id)
+    redis.call('ZADD', KEYS[3], ARGV[i + 3], id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+# KEYS: pos, seen, meta, engaged. ARGV: lng, lat, radius_m, count, min_seen.
+# Returns {stale, engaged, off_duty, {id, dist, lng, lat, seen, meta, ...}} nearest first.
+_SEARCH = """
+local hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+  'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4], 'WITHCOORD', 'WITHDIST')
+local min_seen = tonumber(ARGV[5])
+local stale, engaged, off = 0, 0, 0
+local out = {}
+for _, hit in ipairs(hits) do
+  local id = hit[1]
+  local seen = redis.call('ZSCORE', KEYS[2], id)
+  if (not seen) or tonumber(seen) < min_seen then
+    stale = stale + 1
+  elseif redis.call('HEXISTS', KEYS[4], id) == 1 then
+    engaged = engaged + 1
+  else
+    local meta = redis.call('HGET', KEYS[3], id)
+    if not meta then
+      off = off + 1
+    else
+      out[#out + 1] = id
+      out[#out + 1] = hit[2]
+      out[#out + 1] = hit[3][1]
+      out[#out + 1] = hit[3][2]
+      out[#out + 1] = seen
+      out[#out + 1] = meta
+    end
+  end
+end
+return {stale, engaged, off, out}
+"""
+
+# KEYS: engaged. ARGV: volunteer id, incident id.
+_ENGAGE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return 1 end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+return 0
+"""
+
+# KEYS: engaged. ARGV: volunteer id, incident id.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# KEYS: meta. ARGV: (id, meta json) pairs. Rewrites only volunteers who are on duty.
+_REFRESH = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS: pos, seen. ARGV: cutoff (exclusive), batch size. Atomic, so an update racing the prune
+# is never lost between reading the stale ids and removing them.
+_PRUNE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+if #ids > 0 then
+  redis.call('ZREM', KEYS[1], unpack(ids))
+  redis.call('ZREM', KEYS[2], unpack(ids))
+end
+return #ids
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    update: AsyncScript
+    search: AsyncScript
+    engage: AsyncScript
+    release: AsyncScript
+    refresh: AsyncScript
+    prune: AsyncScript
+
+
+_REGISTERED: weakref.WeakKeyDictionary[Redis, _Scripts] = weakref.WeakKeyDictionary()
+
+
+def _scripts(redis: Redis) -> _Scripts:
+    """The Lua scripts, registered once per client (EVALSHA, loaded on first use)."""
+    scripts = _REGISTERED.get(redis)
+    if scripts is None:
+        scripts = _Scripts(
+            update=redis.register_script(_UPDATE),
+            search=redis.register_script(_SEARCH),
+            engage=redis.register_script(_ENGAGE),
+            release=redis.register_script(_RELEASE),
+            refresh=redis.register_script(_REFRESH),
+            prune=redis.register_script(_PRUNE),
+        )
+        _REGISTERED[redis] = scripts
+    return scripts
+
+
+async def set_on_duty(
+    redis: Redis, *, volunteer_id: str, meta: VolunteerMeta, lat: float, lng: float, now: float
+) -> None:
+    """Check a volunteer in at a position (atomically: meta, position, last seen)."""
+    await set_on_duty_batch(redis, [(volunteer_id, meta, lat, lng)], now=now)
+
+
+async def set_on_duty_batch(
+    redis: Redis, items: Sequence[tuple[str, VolunteerMeta, float, float]], *, now: float
+) -> None:
+    """Check many volunteers in at once: (volunteer_id, meta, lat, lng) each (the demo fleet)."""
+    for start in range(0, len(items), _BATCH):
+        chunk = items[start : start + _BATCH]
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(META, mapping={vid: encode_meta(meta) for vid, meta, _, _ in chunk})
+            geo: list[float | str] = []
+            for vid, _, lat, lng in chunk:
+                geo.extend((lng, lat, vid))
+            pipe.geoadd(POSITIONS, geo)
+            pipe.zadd(POSITIONS_SEEN, {vid: now for vid, _, _, _ in chunk})
+            await pipe.execute()
+
+
+async def set_off_duty(redis: Redis, *, volunteer_id: str) -> bool:
+    """Check a volunteer out: their position is forgotten at once. True if they were on duty."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hdel(META, volunteer_id)
+        pipe.zrem(POSITIONS, volunteer_id)
+        pipe.zrem(POSITIONS_SEEN, volunteer_id)
+        removed, _, _ = await pipe.execute()
+    return bool(removed)
+
+
+async def set_off_duty_batch(redis: Redis, volunteer_ids: Sequence[str]) -> int:
+    """Check many volunteers out at once (the demo fleet); how many were on duty."""
+    was_on = 0
+    for start in range(0, len(volunteer_ids), _BATCH):
+        chunk = volunteer_ids[start : start + _BATCH]
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(META, *chunk)
+            pipe.zrem(POSITIONS, *chunk)
+            pipe.zrem(POSITIONS_SEEN, *chunk)
+            removed, _, _ = await pipe.execute()
+        was_on += int(removed)
+    return was_on
+
+
+async def is_on_duty(redis: Redis, volunteer_id: str) -> bool:
+    """Whether the volunteer is checked in."""
+    return bool(await redis.hexists(META, volunteer_id))
+
+
+async def update_position(
+    redis: Redis, *, volunteer_id: str, lat: float, lng: float, now: float
+) -> bool:
+    """Record the latest position of an on-duty volunteer; False (nothing written) if off duty.
+
+    Concurrent calls on one client are coalesced into one script call per event-loop turn:
+    each caller still waits for its own write (one round trip), and under load the worker
+    sends one EVALSHA for many phones instead of one each.
+    """
+    writer = _WRITERS.get(redis)
+    if writer is None:
+        writer = _WRITERS[redis] = _PositionWriter(redis)
+    return await writer.write(volunteer_id, lng, lat, now)
+
+
+async def update_positions_batch(
+    redis: Redis, items: Iterable[tuple[str, float, float]], *, now: float
+) -> list[bool]:
+    """Positions of many volunteers, (volunteer_id, lat, lng) each; per item, whether on duty."""
+    return await _write_positions(redis, [(vid, lng, lat, now) for vid, lat, lng in items])
+
+
+async def _write_positions(
+    redis: Redis, quads: Sequence[tuple[str, float, float, float]]
+) -> list[bool]:
+    script = _scripts(redis).update
+    accepted: list[bool] = []
+    for start in range(0, len(quads), _BATCH):
+        args = [value for quad in quads[start : start + _BATCH] for value in quad]
+        flags = await script(keys=[META, POSITIONS, POSITIONS_SEEN], args=args)
+        accepted.extend(bool(f) for f in flags)
+    return accepted
+
+
+class _PositionWriter:
+    """Coalesces one client's position updates; one batch in flight keeps them in order."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pending: list[tuple[tuple[str, float, float, float], asyncio.Future[bool]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def write(self, volunteer_id: str, lng: float, lat: float, now: float) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(((volunteer_id, lng, lat, now), future))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[tuple[str, float, float, float], asyncio.Future[bool]]] = []
+        try:
+            await asyncio.sleep(0)  # let the requests of this loop turn join the batch
+            while self._pending:
+                batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+                try:
+                    flags = await _write_positions(self._redis, [quad for quad, _ in batch])
+                except Exception as exc:  # each waiting caller gets the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), flag in zip(batch, flags, strict=True):
+                    if not future.done():
+                        future.set_result(flag)
+        finally:
+            self._draining = None
+            for _, future in batch:  # only when cancelled mid-write: nobody is left waiting
+                future.cancel()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Redis, _PositionWriter] = weakref.WeakKeyDictionary()
+
+
+async def refresh_meta(redis: Redis, *, volunteer_id: str, meta: VolunteerMeta) -> bool:
+    """Rewrite an on-duty volunteer's eligibility facts (after PATCH); False if off duty."""
+    return await refresh_meta_many(redis, {volunteer_id: meta}) == 1
+
+
+async def refresh_meta_many(redis: Redis, metas: Mapping[str, VolunteerMeta]) -> int:
+    """Rewrite the facts of those of these volunteers who are on duty; how many were."""
+    script = _scripts(redis).refresh
+    pairs = list(metas.items())
+    refreshed = 0
+    for start in range(0, len(pairs), _BATCH):
+        args: list[str] = []
+        for vid, meta in pairs[start : start + _BATCH]:
+            args.extend((vid, encode_meta(meta)))
+        refreshed += int(await script(keys=[META], args=args))
+    return refreshed
+
+
+async def search_candidates(
+    redis: Redis,
+    *,
+    lat: float,
+    lng: float,
+    radius_m: float,
+    now: float,
+    ttl_s: int,
+    at_local: dt.datetime,
+    limit: int = 200,
+) -> tuple[list[Candidate], dict[str, int]]:
+    """Eligible volunteers within radius_m, nearest first, and the excluded counted by reason.
+
+    One round trip: GEOSEARCH, then last-seen, engagement and meta per member, in Lua. Only
+    the nearest limit*SCAN_FACTOR members are examined.
+    """
+    stale, engaged, off_duty, flat = await _scripts(redis).search(
+        keys=[POSITIONS, POSITIONS_SEEN, META, ENGAGED],
+        args=[lng, lat, radius_m, max(1, limit * SCAN_FACTOR), now - ttl_s],
+    )
+    excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
+    excluded[STALE] = int(stale)
+    excluded[ENGAGED_REASON] = int(engaged)
+    excluded[OFF_DUTY] = int(off_duty)
+    candidates: list[Candidate] = []
+    for i in range(0, len(flat), 6):
+        meta = decode_meta(flat[i + 5])
+        problem = eligibility_problem(meta, at_local)
+        if problem is not None:
+            excluded[problem] += 1
+            continue
+        if len(candidates) < limit:
+            candidates.append(
+                Candidate(
+                    volunteer_id=flat[i],
+                    lat=float(flat[i + 3]),
+                    lng=float(flat[i + 2]),
+                    distance_m=float(flat[i + 1]),
+                    travel_mode=meta.travel_mode,
+                    seen_at=float(flat[i + 4]),
+                )
+            )
+    return candidates, excluded
+
+
+async def engage(redis: Redis, *, volunteer_id: str, incident_id: str) -> bool:
+    """Mark a volunteer engaged in an incident; True if now engaged in it (or already was)."""
+    return bool(await _scripts(redis).engage(keys=[ENGAGED], args=[volunteer_id, incident_id]))
+
+
+async def release(redis: Redis, *, volunteer_id: str, incident_id: str) -> None:
+    """Free a volunteer, only if engaged in this incident (compare-and-delete)."""
+    await _scripts(redis).release(keys=[ENGAGED], args=[volunteer_id, incident_id])
+
+
+async def engaged_in(redis: Redis, volunteer_id: str) -> str | None:
+    """The incident a volunteer is engaged in, or None."""
+    value = await redis.hget(ENGAGED, volunteer_id)
+    return str(value) if value is not None else None
+
+
+async def prune_stale(redis: Redis, *, now: float, ttl_s: int, batch: int = _BATCH) -> int:
+    """Remove positions not refreshed within ttl_s (duty state is kept); how many."""
+    script = _scripts(redis).prune
+    total = 0
+    while True:
+        removed = int(await script(keys=[POSITIONS, POSITIONS_SEEN], args=[now - ttl_s, batch]))
+        total += removed
+        if removed < batch:
+            return total

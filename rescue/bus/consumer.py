@@ -1,0 +1,276 @@
+"""One consumer group's consumer in this worker: read, reclaim the stalled, handle, ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from rescue.bus.models import Event, HandlerContext, Subscription, from_fields
+from rescue.bus.outbox import mark_dead, mark_processed, processed
+from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
+
+if TYPE_CHECKING:
+    from rescue.bus.bus import Bus
+
+logger = logging.getLogger(__name__)
+
+_ERROR_CHARS = 1000
+
+
+def _group_gone(exc: ResponseError) -> bool:
+    # NOGROUP: the stream or group does not exist; UNBLOCKED: the stream was deleted while
+    # this consumer was blocked on it (FLUSHDB, a Redis restart).
+    message = str(exc)
+    return message.startswith("NOGROUP") or message.startswith("UNBLOCKED")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Consumer:
+    """Runs one subscription: XREADGROUP for new entries, XAUTOCLAIM for stalled ones."""
+
+    def __init__(self, bus: Bus, subscription: Subscription) -> None:
+        self._bus = bus
+        self._sub = subscription
+        self._outage = Outage(logger, f"bus consumer {subscription.group!r}")
+        self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
+        self._claim_cursor = "0-0"
+        self._next_claim = 0.0
+
+    async def run(self) -> None:
+        """Consume until cancelled; an entry being handled when cancelled stays pending."""
+        bus = self._bus
+        group = self._sub.group
+        while True:
+            raise_if_cancelling()
+            try:
+                if time.monotonic() >= self._next_claim:
+                    await self._reclaim()
+                    # Half the idle time: a stalled entry waits at most 1.5x claim_idle_ms.
+                    self._next_claim = time.monotonic() + bus.claim_idle_ms / 2000
+                reply = await bus.redis.xreadgroup(
+                    group,
+                    bus.consumer_name,
+                    {bus.stream: ">"},
+                    count=bus.read_count,
+                    block=bus.block_ms,
+                )
+                for entry_id, fields in _entries(reply):
+                    await self._deliver(entry_id, fields, attempt=1)
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                if _group_gone(exc):
+                    await self._recreate_group(exc)
+                    continue
+                bus.stats.consumer_errors += 1
+                self._outage.failed(exc)
+                await self._backoff.sleep()
+                continue
+            except Exception as exc:
+                bus.stats.consumer_errors += 1
+                self._outage.failed(exc)
+                await self._backoff.sleep()
+                continue
+            self._outage.recovered()
+            self._backoff.reset()
+
+    async def _recreate_group(self, exc: ResponseError) -> None:
+        logger.info("bus: group %r is gone from redis (%s); recreating it", self._sub.group, exc)
+        try:
+            # '$': a group that is new to this stream starts at its end; after a flush the relay
+            # recreates every known group at '0' before it replays the outbox.
+            await self._bus.ensure_group(self._sub.group, start="$")
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self._bus.stats.consumer_errors += 1
+            self._outage.failed(err)
+            await self._backoff.sleep()
+
+    async def _reclaim(self) -> None:
+        """Take over entries idle longer than claim_idle_ms (their consumer died or failed)."""
+        bus = self._bus
+        group = self._sub.group
+        while True:
+            reply = await bus.redis.xautoclaim(
+                bus.stream,
+                group,
+                bus.consumer_name,
+                min_idle_time=bus.claim_idle_ms,
+                start_id=self._claim_cursor,
+                count=bus.batch_size,
+            )
+            self._claim_cursor = _text(reply[0])
+            claimed = [(_text(i), f) for i, f in reply[1] if i is not None]
+            if claimed:
+                counts = await self._delivery_counts([i for i, _ in claimed])
+                for entry_id, fields in claimed:
+                    await self._deliver(entry_id, fields, attempt=counts.get(entry_id, 2))
+            if self._claim_cursor in ("0-0", "0"):
+                return
+
+    async def _delivery_counts(self, entry_ids: list[str]) -> dict[str, int]:
+        bus = self._bus
+        async with bus.redis.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xpending_range(bus.stream, self._sub.group, entry_id, entry_id, 1)
+            replies = await pipe.execute()
+        counts: dict[str, int] = {}
+        for reply in replies:
+            for item in reply:
+                counts[_text(item["message_id"])] = int(item["times_delivered"])
+        return counts
+
+    async def _deliver(self, entry_id: Any, fields: Mapping[Any, Any], *, attempt: int) -> None:
+        bus = self._bus
+        sub = self._sub
+        entry_id = _text(entry_id)
+        try:
+            event = from_fields(fields)
+        except (KeyError, ValueError, TypeError) as exc:
+            await self._dead_letter(entry_id, fields, None, f"malformed entry: {exc!r}", attempt)
+            return
+        if sub.types is not None and event.type not in sub.types:
+            await bus.redis.xack(bus.stream, sub.group, entry_id)
+            self._count("skipped")
+            return
+        if attempt > bus.max_deliveries:
+            reason = f"delivered {attempt} times without being acknowledged"
+            await self._dead_letter(entry_id, fields, event.id, reason, attempt)
+            return
+        ctx = HandlerContext(
+            pool=bus.pool,
+            redis=bus.redis,
+            attempt=attempt,
+            group=sub.group,
+            consumer=bus.consumer_name,
+            event_id=event.id,
+            entry_id=entry_id,
+        )
+        if sub.transactional:
+            outcome = await self._handle_in_transaction(event, ctx)
+        else:
+            outcome = await self._handle(event, ctx)
+        if isinstance(outcome, Exception):
+            await self._failed(entry_id, fields, event, attempt, outcome)
+            return
+        await bus.redis.xack(bus.stream, sub.group, entry_id)
+        self._count(outcome)
+
+    async def _handle(self, event: Event, ctx: HandlerContext) -> str | Exception:
+        """Handler, then record (unless the handler claimed it itself); 'duplicate' if done."""
+        pool = self._bus.pool
+        if await processed(pool, group=ctx.group, event_id=event.id):
+            return "duplicates"
+        try:
+            await self._sub.handler(event, ctx)
+        except Exception as exc:
+            return exc
+        if not ctx._claimed:
+            await mark_processed(pool, group=ctx.group, event_id=event.id)
+        return "handled"
+
+    async def _handle_in_transaction(self, event: Event, ctx: HandlerContext) -> str | Exception:
+        """Record and handler in one transaction: the effects and the record commit together."""
+        try:
+            async with self._bus.pool.acquire() as conn, conn.transaction():
+                if not await mark_processed(conn, group=ctx.group, event_id=event.id):
+                    return "duplicates"
+                ctx._conn = conn
+                ctx._claimed = True
+                try:
+                    await self._sub.handler(event, ctx)
+                finally:
+                    ctx._conn = None
+        except Exception as exc:
+            return exc
+        return "handled"
+
+    async def _failed(
+        self,
+        entry_id: str,
+        fields: Mapping[Any, Any],
+        event: Event,
+        attempt: int,
+        exc: Exception,
+    ) -> None:
+        bus = self._bus
+        self._count("failed")
+        if attempt >= bus.max_deliveries:
+            await self._dead_letter(entry_id, fields, event.id, repr(exc), attempt, exc=exc)
+            return
+        logger.warning(
+            "bus: group %r failed on event %s (%s), attempt %d of %d; retried after %d ms",
+            self._sub.group,
+            event.id,
+            event.type,
+            attempt,
+            bus.max_deliveries,
+            bus.claim_idle_ms,
+            exc_info=exc,
+        )
+
+    async def _dead_letter(
+        self,
+        entry_id: str,
+        fields: Mapping[Any, Any],
+        event_id: str | None,
+        reason: str,
+        attempt: int,
+        *,
+        exc: Exception | None = None,
+    ) -> None:
+        """Move the entry to the dead-letter stream, record it, ack it; one error log line."""
+        bus = self._bus
+        group = self._sub.group
+        dead = {_text(k): _text(v) for k, v in fields.items()}
+        dead.update(group=group, entry=entry_id, attempts=str(attempt), error=reason[:_ERROR_CHARS])
+        await bus.redis.xadd(
+            bus.dead_stream,
+            dead,  # type: ignore[arg-type]
+            maxlen=bus.dead_maxlen,
+            approximate=True,
+        )
+        if event_id is not None:
+            await mark_dead(bus.pool, group=group, event_id=event_id)
+        await bus.redis.xack(bus.stream, group, entry_id)
+        self._count("dead")
+        logger.error(
+            "bus: group %r gave up on event %s (entry %s) after %d deliveries: %s; moved to %s",
+            group,
+            event_id,
+            entry_id,
+            attempt,
+            reason,
+            bus.dead_stream,
+            exc_info=exc,
+        )
+
+    def _count(self, result: str) -> None:
+        stats = self._bus.stats
+        setattr(stats, result, getattr(stats, result) + 1)
+        metrics = self._bus.metrics
+        if metrics is not None:
+            metrics.events.labels(group=self._sub.group, result=result).inc()
+
+
+def _entries(reply: Any) -> list[tuple[str, Mapping[Any, Any]]]:
+    """The (entry id, fields) of an XREADGROUP reply (RESP2 list or RESP3 map)."""
+    if not reply:
+        return []
+    streams = reply.items() if isinstance(reply, dict) else reply
+    found: list[tuple[str, Mapping[Any, Any]]] = []
+    for _stream, messages in streams:
+        for message in messages or []:
+            entry_id, fields = message[0], message[1]
+            if fields is not None:
+                found.append((_text(entry_id), fields))
+    return found

@@ -1,0 +1,97 @@
+"""The event bus's SQL."""
+
+from __future__ import annotations
+
+from rescue.bus.constants import NOTIFY_CHANNEL
+
+# One statement, so the row and the wake-up commit together even outside a transaction;
+# the data travels as text so the caller's connection needs no JSON codec.
+EMIT = f"""
+WITH e AS (
+    INSERT INTO outbox (event_id, type, key, data, occurred_at)
+    VALUES ($1, $2, $3, $4::text::jsonb, $5)
+    RETURNING id
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM e
+"""
+
+PROCESSED = """
+SELECT EXISTS (SELECT 1 FROM bus_processed WHERE group_name = $1 AND event_id = $2)
+"""
+
+MARK_PROCESSED = """
+INSERT INTO bus_processed (group_name, event_id, outcome)
+VALUES ($1, $2, $3)
+ON CONFLICT (group_name, event_id) DO NOTHING
+RETURNING true
+"""
+
+REGISTER_GROUP = """
+INSERT INTO bus_groups (name, types)
+VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET types = EXCLUDED.types, updated_at = now()
+"""
+
+GROUP_NAMES = "SELECT name FROM bus_groups ORDER BY name"
+
+_COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
+
+# Several relays (one per worker) drain concurrently: each takes the rows nobody holds.
+LOCK_UNPUBLISHED = f"""
+SELECT {_COLUMNS}
+FROM outbox
+WHERE published_at IS NULL
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+
+MARK_REPLAYED = """
+UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL
+"""
+
+TRY_REPLAY_LOCK = "SELECT pg_try_advisory_xact_lock($1, hashtext($2))"
+
+# An event is still owed to a group when the group takes its type and has not recorded it.
+_OWED = """
+EXISTS (
+    SELECT 1 FROM bus_groups g
+    WHERE (g.types IS NULL OR o.type = ANY (g.types))
+      AND NOT EXISTS (
+          SELECT 1 FROM bus_processed p
+          WHERE p.group_name = g.name AND p.event_id = o.event_id))
+"""
+
+# Events some group still owes, within the retention window, keyset-paged by id. Unpublished
+# rows are included: one a relay published just before Redis emptied, then committed after
+# this query's snapshot, would otherwise be lost.
+REPLAYABLE = f"""
+SELECT {_COLUMNS}
+FROM outbox o
+WHERE o.created_at > now() - $1::interval
+  AND o.id > $2
+  AND {_OWED}
+ORDER BY o.id
+LIMIT $3
+"""
+
+# Published rows past the retention window that no group owes, or past the purge horizon.
+DELETE_OLD_OUTBOX = f"""
+DELETE FROM outbox
+WHERE id IN (
+    SELECT o.id FROM outbox o
+    WHERE o.published_at IS NOT NULL
+      AND o.created_at < now() - $1::interval
+      AND (o.created_at < now() - $2::interval OR NOT {_OWED})
+    LIMIT $3)
+"""
+
+DELETE_OLD_PROCESSED = """
+DELETE FROM bus_processed
+WHERE (group_name, event_id) IN (
+    SELECT group_name, event_id FROM bus_processed
+    WHERE processed_at < now() - $1::interval
+    LIMIT $2)
+"""

@@ -1,0 +1,234 @@
+"""The relay: moves committed outbox rows onto the Redis Stream; refills a Redis that lost it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from rescue.bus import queries
+from rescue.bus.constants import NOTIFY_CHANNEL, REPLAY_LOCK
+from rescue.bus.models import to_fields
+from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
+from rescue.ids import new_id
+
+if TYPE_CHECKING:
+    from rescue.bus.bus import Bus
+
+logger = logging.getLogger(__name__)
+
+# The epoch marker holds this prefix while a replay is under way.
+_REPLAYING = "replaying:"
+# Compare-and-set: the replay is complete only if its 'replaying' mark survived it.
+_FINISH_REPLAY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+
+# How long to poll only, after the LISTEN connection could not be opened, before trying again.
+_LISTEN_RETRY_S = 5.0
+
+
+class Relay:
+    """One worker's relay; every worker runs one and they share the outbox (SKIP LOCKED)."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._listen_retry_at = 0.0
+        self._listen_outage = Outage(logger, "bus relay LISTEN")
+        self._outage = Outage(logger, "bus relay")
+        self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
+        self._next_cleanup = time.monotonic() + bus.cleanup_interval_s
+
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is up."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    def wake(self) -> None:
+        """Run a pass now (also what a NOTIFY from a committed emit does)."""
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Finish the current pass, then return from run() (a cancel could leave a batch
+        published to Redis but not marked, so it would be published again)."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped: on every NOTIFY, and every poll interval as a fallback."""
+        try:
+            while not self._stopping.is_set():
+                raise_if_cancelling()
+                await self._listen()
+                self._wake.clear()
+                try:
+                    await self.replay_if_lost()
+                    await self.drain()
+                    if time.monotonic() >= self._next_cleanup:
+                        self._next_cleanup = time.monotonic() + self._bus.cleanup_interval_s
+                        await self._bus.cleanup()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._bus.stats.relay_errors += 1
+                    self._outage.failed(exc)
+                    await _wait(self._stopping, self._backoff.delay())
+                    continue
+                self._outage.recovered()
+                self._backoff.reset()
+                await _wait(self._wake, self._bus.poll_interval_s)
+        finally:
+            await self._close_listener()
+
+    async def drain(self) -> int:
+        """Publish every committed, unpublished outbox row; the number published."""
+        bus = self._bus
+        total = 0
+        while True:
+            async with bus.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(queries.LOCK_UNPUBLISHED, bus.batch_size)
+                if not rows:
+                    return total
+                await self._publish(rows)
+                await conn.execute(queries.MARK_PUBLISHED, [r["id"] for r in rows])
+            total += len(rows)
+            bus.stats.published += len(rows)
+            if len(rows) < bus.batch_size:
+                return total
+
+    async def replay_if_lost(self) -> int | None:
+        """If Redis lost the bus (no epoch marker), re-publish what some group still owes.
+
+        Returns the number replayed, or None when Redis still had the bus (or another relay
+        is replaying it right now).
+        """
+        bus = self._bus
+        if _complete(await bus.redis.get(bus.epoch_key)):
+            return None
+        async with bus.pool.acquire() as conn, conn.transaction():
+            # The lock also tells a 'replaying' marker left by a relay that died (lock free)
+            # from one still at work (lock held).
+            if not await conn.fetchval(queries.TRY_REPLAY_LOCK, REPLAY_LOCK, bus.stream):
+                return None
+            if _complete(await bus.redis.get(bus.epoch_key)):
+                return None
+            epoch = new_id("epo")
+            # Marked before publishing: a flush during the replay deletes the mark, so the
+            # final compare-and-set fails and the next pass replays again.
+            await bus.redis.set(bus.epoch_key, _REPLAYING + epoch)
+            # The groups must exist before the replay, reading from the start of the stream,
+            # so that nothing added since Redis came back empty is skipped by a group created
+            # later at '$'.
+            for record in await conn.fetch(queries.GROUP_NAMES):
+                await bus.ensure_group(record["name"], start="0")
+            count = 0
+            last_id = 0
+            while True:
+                rows = await conn.fetch(queries.REPLAYABLE, bus.retention, last_id, bus.batch_size)
+                if not rows:
+                    break
+                await self._publish(rows)
+                await conn.execute(queries.MARK_REPLAYED, [r["id"] for r in rows])
+                count += len(rows)
+                last_id = rows[-1]["id"]
+            finished = await bus.redis.eval(
+                _FINISH_REPLAY, 1, bus.epoch_key, _REPLAYING + epoch, epoch
+            )
+        bus.stats.replays += 1
+        bus.stats.replayed += count
+        logger.info(
+            "bus: no epoch marker in redis (first start, restart or flush): replayed %d events "
+            "onto %s%s",
+            count,
+            bus.stream,
+            "" if finished else "; redis lost them again meanwhile, replaying once more",
+        )
+        return count
+
+    async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
+        bus = self._bus
+        async with bus.redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.xadd(
+                    bus.stream,
+                    _entry(row),  # type: ignore[arg-type]
+                    maxlen=bus.maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        if self._listener is not None:
+            self._listener = None
+            logger.info("bus relay: LISTEN connection lost; reconnecting (polling meanwhile)")
+        if time.monotonic() < self._listen_retry_at:
+            return
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(self._bus.dsn, timeout=5)
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.terminate()
+            raise
+        except Exception as exc:
+            if conn is not None:
+                conn.terminate()
+            self._listen_outage.failed(exc)
+            self._listen_retry_at = time.monotonic() + _LISTEN_RETRY_S
+            return
+        self._listen_outage.recovered()
+        self._listener = conn
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._wake.set()
+
+    async def _close_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None or conn.is_closed():
+            return
+        try:
+            async with asyncio.timeout(1.0):
+                await conn.close()
+        except Exception:
+            conn.terminate()
+        except asyncio.CancelledError:
+            conn.terminate()
+            raise
+
+
+def _complete(epoch: str | bytes | None) -> bool:
+    if isinstance(epoch, bytes):
+        epoch = epoch.decode()
+    return epoch is not None and not epoch.startswith(_REPLAYING)
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
+def _entry(row: asyncpg.Record) -> dict[str, str]:
+    return to_fields(
+        event_id=row["event_id"],
+        type=row["type"],
+        key=row["key"],
+        data_json=row["data"],
+        at=row["occurred_at"],
+    )

@@ -1,0 +1,377 @@
+"""The event bus: outbox, relay, consumer groups, idempotency (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from rescue import db
+from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
+from rescue.settings import Settings
+
+MakeBus = Callable[..., Bus]
+
+
+async def wait_until(
+    predicate: Callable[[], Any], *, what: str = "condition", timeout: float = 10.0
+) -> Any:
+    """Poll until the predicate (sync or async) is truthy; fail after the timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """A handler that records what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Event, HandlerContext]] = []
+
+    async def __call__(self, event: Event, ctx: HandlerContext) -> None:
+        self.calls.append((event, ctx))
+
+    def ids(self) -> list[str]:
+        return [event.id for event, _ in self.calls]
+
+
+@pytest.fixture
+async def bus_pool(pg: asyncpg.Connection, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def make_bus(
+    bus_pool: asyncpg.Pool, redis: Redis, settings: Settings
+) -> AsyncIterator[MakeBus]:
+    """Buses (workers) on the test database and Redis, with short timings; stopped after."""
+    buses: list[Bus] = []
+
+    def make(**options: Any) -> Bus:
+        options = {
+            "block_ms": 100,
+            "claim_idle_ms": 200,
+            "poll_interval_s": 0.05,
+            "backoff_base_s": 0.01,
+            "backoff_max_s": 0.2,
+            "redis": redis,
+            **options,
+        }
+        bus = Bus(pool=bus_pool, dsn=settings.database_url, **options)
+        buses.append(bus)
+        return bus
+
+    yield make
+    for bus in buses:
+        await bus.stop()
+
+
+async def first_pass_done(redis: Redis, bus: Bus) -> bool:
+    """Whether the bus's relay finished its first pass (a replay into an empty Redis)."""
+    epoch = await redis.get(bus.epoch_key)
+    return epoch is not None and epoch.startswith("epo_")
+
+
+async def emit_committed(conn: asyncpg.Connection, **kwargs: Any) -> Event:
+    async with conn.transaction():
+        return await emit(conn, **kwargs)
+
+
+async def pending(redis: Redis, bus: Bus, group: str) -> int:
+    return int((await redis.xpending(bus.stream, group))["pending"])
+
+
+async def test_committed_event_reaches_consumer(make_bus: MakeBus, pg: asyncpg.Connection) -> None:
+    got = Recorder()
+    bus = make_bus()
+    bus.subscribe("phones", got)
+    await bus.start()
+    at = datetime(2025, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=8)))
+    sent = await emit_committed(
+        pg, type="offer.created", data={"offer": "off_1", "n": [1, 2]}, key="inc_1", at=at
+    )
+    await wait_until(lambda: got.calls, what="delivery")
+    event, ctx = got.calls[0]
+    assert event == sent
+    assert event.at == datetime(2025, 3, 1, 0, 30, tzinfo=UTC)
+    assert sent.id.startswith("evt_")
+    assert (ctx.attempt, ctx.group, ctx.consumer) == (1, "phones", bus.consumer_name)
+    await wait_until(lambda: processed(pg, group="phones", event_id=sent.id), what="record")
+    # The consumer may see the entry before the relay's commit stamps it.
+    await wait_until(
+        lambda: pg.fetchval("SELECT published_at IS NOT NULL FROM outbox"), what="stamp"
+    )
+    data = await pg.fetchval("SELECT data::text FROM outbox")
+    assert json.loads(data) == {"offer": "off_1", "n": [1, 2]}
+
+
+async def test_rolled_back_event_is_never_delivered(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    got = Recorder()
+    bus = make_bus()
+    bus.subscribe("phones", got)
+    await bus.start()
+    with pytest.raises(RuntimeError):
+        async with pg.transaction():
+            await emit(pg, type="offer.created", data={"n": "rolled back"})
+            raise RuntimeError("incident failed")
+    sentinel = await emit_committed(pg, type="offer.created", data={"n": "sentinel"})
+    await wait_until(lambda: sentinel.id in got.ids(), what="sentinel")
+    assert [e.data["n"] for e, _ in got.calls] == ["sentinel"]
+    assert await pg.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+async def test_relay_wakes_on_commit_not_on_poll(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    got = Recorder()
+    # The poll fallback is an hour away: only the NOTIFY at commit can deliver in time.
+    bus = make_bus(poll_interval_s=3600)
+    bus.subscribe("phones", got)
+    await bus.start()
+    await wait_until(lambda: bus.listening, what="LISTEN")
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    for n in range(3):
+        sent = await emit_committed(pg, type="offer.created", data={"n": n})
+        await wait_until(lambda e=sent: e.id in got.ids(), what=f"event {n}", timeout=5)
+    await wait_until(lambda: bus.stats.published == 3, what="relay's count")
+
+
+async def test_emit_outside_a_transaction_commits_and_notifies(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    got = Recorder()
+    bus = make_bus(poll_interval_s=3600)
+    bus.subscribe("phones", got)
+    await bus.start()
+    await wait_until(lambda: bus.listening, what="LISTEN")
+    sent = await emit(pg, type="aed.updated", data={})
+    await wait_until(lambda: sent.id in got.ids(), what="delivery", timeout=5)
+
+
+async def test_emit_rejects_bad_input_and_stores_nothing(pg: asyncpg.Connection) -> None:
+    async with pg.transaction():
+        with pytest.raises(TypeError):
+            await emit(pg, type="x", data={"when": datetime.now(UTC)})
+        with pytest.raises(ValueError):
+            await emit(pg, type="x", data={"v": math.nan})
+        with pytest.raises(TypeError):
+            await emit(pg, type="x", data=["not", "a", "dict"])  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await emit(pg, type="x", data={}, at=datetime(2025, 1, 1))
+        with pytest.raises(ValueError):
+            await emit(pg, type="", data={})
+    assert await pg.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_two_workers_share_a_group_and_each_event_is_handled_once(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handled: Counter[tuple[str, str]] = Counter()
+    consumers: dict[str, set[str]] = {"g": set(), "h": set()}
+    holding: set[str] = set()
+    release = asyncio.Event()
+
+    def handler(group: str) -> Callable[[Event, HandlerContext], Awaitable[None]]:
+        async def handle(event: Event, ctx: HandlerContext) -> None:
+            handled[(group, event.id)] += 1
+            consumers[group].add(ctx.consumer)
+            if group == "g" and event.data.get("hold"):
+                holding.add(ctx.consumer)
+                await release.wait()
+
+        return handle
+
+    # Reclaiming is out of the picture: this is normal operation.
+    workers = [make_bus(claim_idle_ms=60_000), make_bus(claim_idle_ms=60_000)]
+    for bus in workers:
+        bus.subscribe("g", handler("g"))
+        bus.subscribe("h", handler("h"))
+        await bus.start()
+    await wait_until(lambda: first_pass_done(redis, workers[0]), what="first pass")
+    assert workers[0].consumer_name != workers[1].consumer_name
+    # The worker busy with the first held event cannot take the second: the other one does.
+    sent = [await emit_committed(pg, type="t", data={"hold": True})]
+    await wait_until(lambda: len(holding) == 1, what="first held")
+    sent.append(await emit_committed(pg, type="t", data={"hold": True}))
+    await wait_until(lambda: len(holding) == 2, what="both workers busy")
+    release.set()
+    for batch in range(8):
+        async with pg.transaction():
+            for n in range(5):
+                sent.append(await emit(pg, type="t", data={"batch": batch, "n": n}))
+
+    expected = {(group, e.id) for group in ("g", "h") for e in sent}
+    await wait_until(lambda: set(handled) == expected, what="every event in both groups")
+    await wait_until(
+        lambda: all(w.stats.handled for w in workers) and _settled(redis, workers[0]),
+        what="acks",
+    )
+    assert set(handled.values()) == {1}
+    assert consumers["g"] == {w.consumer_name for w in workers}
+    # Two relays ran concurrently: each event was published once.
+    assert await redis.xlen(workers[0].stream) == len(sent)
+    await wait_until(
+        lambda: sum(w.stats.published for w in workers) == len(sent), what="relay commits"
+    )
+    assert sum(w.stats.duplicates for w in workers) == 0
+
+
+async def _settled(redis: Redis, bus: Bus) -> bool:
+    return await pending(redis, bus, "g") == 0 and await pending(redis, bus, "h") == 0
+
+
+async def test_other_types_are_acked_without_the_handler(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    got = Recorder()
+    bus = make_bus()
+    bus.subscribe("callbacks", got, types=["incident.closed"])
+    await bus.start()
+    await emit_committed(pg, type="offer.created", data={})
+    wanted = await emit_committed(pg, type="incident.closed", data={})
+    await wait_until(lambda: bus.stats.skipped == 1 and got.calls, what="both events")
+    assert got.ids() == [wanted.id]
+    await wait_until(lambda: _no_pending(redis, bus, "callbacks"), what="acks")
+    types = await pg.fetchval("SELECT types FROM bus_groups WHERE name = 'callbacks'")
+    assert types == ["incident.closed"]
+
+
+async def _no_pending(redis: Redis, bus: Bus, group: str) -> bool:
+    return await pending(redis, bus, group) == 0
+
+
+async def test_redelivered_processed_event_is_not_handled_twice(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    got = Recorder()
+    bus = make_bus()
+    bus.subscribe("phones", got)
+    await bus.start()
+    sent = await emit_committed(pg, type="offer.created", data={"n": 1})
+    await wait_until(lambda: processed(pg, group="phones", event_id=sent.id), what="record")
+    # The same event again, as after a relay that published it but crashed before its commit.
+    [(_, fields)] = await redis.xrange(bus.stream)
+    await redis.xadd(bus.stream, fields)
+    await wait_until(lambda: bus.stats.duplicates == 1, what="duplicate seen")
+    assert got.ids() == [sent.id]
+    await wait_until(lambda: _no_pending(redis, bus, "phones"), what="acks")
+
+
+async def test_transactional_handler_commits_effects_with_the_record(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    await pg.execute("CREATE TABLE IF NOT EXISTS bus_test_effects (event_id text, attempt int)")
+    attempts: list[int] = []
+
+    async def handler(event: Event, ctx: HandlerContext) -> None:
+        attempts.append(ctx.attempt)
+        assert ctx.transactional
+        await ctx.conn.execute(
+            "INSERT INTO bus_test_effects VALUES ($1, $2)", event.id, ctx.attempt
+        )
+        if ctx.attempt == 1:
+            raise RuntimeError("fails after its effect")
+
+    bus = make_bus()
+    bus.subscribe("timeline", handler, transactional=True)
+    await bus.start()
+    try:
+        sent = await emit_committed(pg, type="t", data={})
+        await wait_until(lambda: bus.stats.handled == 1, what="second attempt")
+        assert attempts == [1, 2]
+        rows = await pg.fetch("SELECT event_id, attempt FROM bus_test_effects")
+        assert [tuple(r) for r in rows] == [(sent.id, 2)]
+        assert await processed(pg, group="timeline", event_id=sent.id)
+    finally:
+        await bus.stop()
+        await pg.execute("DROP TABLE bus_test_effects")
+
+
+async def test_handler_claims_in_its_own_transaction(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    claims: list[bool] = []
+    conn_errors: list[str] = []
+
+    async def handler(event: Event, ctx: HandlerContext) -> None:
+        try:
+            ctx.conn  # noqa: B018 - not a transactional subscription
+        except RuntimeError as exc:
+            conn_errors.append(str(exc))
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            claims.append(await ctx.claim(conn))
+            claims.append(await ctx.claim(conn))
+
+    bus = make_bus()
+    bus.subscribe("callbacks", handler)
+    await bus.start()
+    sent = await emit_committed(pg, type="t", data={})
+    await wait_until(lambda: bus.stats.handled == 1, what="handled")
+    assert claims == [True, False]
+    assert conn_errors and "transactional=True" in conn_errors[0]
+    assert await processed(pg, group="callbacks", event_id=sent.id)
+
+
+async def test_processed_and_mark_processed(pg: asyncpg.Connection) -> None:
+    assert not await processed(pg, group="g", event_id="evt_1")
+    async with pg.transaction():
+        assert await mark_processed(pg, group="g", event_id="evt_1") is True
+        assert await mark_processed(pg, group="g", event_id="evt_1") is False
+    assert await processed(pg, group="g", event_id="evt_1")
+    assert not await processed(pg, group="other", event_id="evt_1")
+    # Recorded in the caller's transaction: rolled back with it.
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with pg.transaction():
+            await mark_processed(pg, group="g", event_id="evt_3")
+            await pg.execute("SELECT 1/0")
+    assert not await processed(pg, group="g", event_id="evt_3")
+
+
+async def test_subscription_rules(make_bus: MakeBus) -> None:
+    bus = make_bus()
+    bus.subscribe("phones", Recorder())
+    with pytest.raises(ValueError):
+        bus.subscribe("phones", Recorder())
+    with pytest.raises(ValueError):
+        bus.subscribe("bad name", Recorder())
+    with pytest.raises(TypeError):
+        bus.subscribe("typed", Recorder(), types="offer.created")
+    await bus.start()
+    assert bus.running
+    with pytest.raises(RuntimeError):
+        bus.subscribe("late", Recorder())
+    with pytest.raises(RuntimeError):
+        await bus.start()
+    await bus.stop()
+    assert not bus.running
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("bus-")]
+
+
+async def test_unbound_bus_refuses_to_run() -> None:
+    bus = Bus.unbound(claim_idle_ms=200)
+    bus.subscribe("phones", Recorder())
+    with pytest.raises(RuntimeError, match="not bound"):
+        await bus.start()
+    assert bus.groups == ["phones"]
+    await bus.stop()

@@ -16,6 +16,7 @@ from dispatch.setup import setup as setup_dispatch
 from rescue import db
 from rescue.area import load_service_area
 from rescue.auth import Authenticator
+from rescue.bus import bus_ctx, install_bus
 from rescue.metrics import Metrics
 from rescue.middleware import auth_middleware, error_middleware, metrics_middleware
 from rescue.ops import routes as ops_routes
@@ -79,11 +80,13 @@ def create_app(*, settings: Settings | None = None, background: bool = True) -> 
     app[area_key] = load_service_area()
     app.cleanup_ctx.append(postgres_ctx)
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(bus_ctx)
     app.cleanup_ctx.append(aed_index_ctx)
     app.router.add_routes(ops_routes)
     app.router.add_routes(center_routes)
     app.router.add_routes(aed_routes)
     app[background_key] = background
+    install_bus(app)
     setup_volunteers(app)
     setup_dispatch(app)
     app.cleanup_ctx.append(fleet_ctx)

@@ -6,10 +6,10 @@ import copy
 import functools
 from typing import Any
 
-from rescue.openapi import aeds, common, ops
+from rescue.openapi import aeds, common, dispatch, ops, volunteers
 
 # Each module contributes `PATHS` (path -> operations) and `SCHEMAS` (component schemas).
-_MODULES: list[Any] = [ops, common, aeds]
+_MODULES: list[Any] = [ops, common, aeds, volunteers, dispatch]
 
 
 def register(module: Any) -> None:

@@ -1,0 +1,1 @@
+"""Dispatch: alerts, the planner, incidents, escalation, callbacks to 120, guidance, reports."""

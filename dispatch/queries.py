@@ -1,0 +1,278 @@
+"""SQL of the dispatch package (plain, parameterized; jsonb parameters are Python objects)."""
+
+from __future__ import annotations
+
+# The whole new incident in one statement (one round trip): the incident, its offers, the
+# guidance session with its dispatcher, the first timeline entries. ON CONFLICT settles
+# concurrent identical alerts: the losers insert nothing and read the winner's row.
+# set_config(..., true) is SET LOCAL: this transaction commits durably whatever the session
+# default is.
+INSERT_ALERT = """
+WITH inc AS (
+    INSERT INTO incidents (id, center_id, external_id, request_hash, lat, lng, address,
+        district, category, exercise, note, callback_url, reported_at, time_budget_s,
+        budget_now_s, plan, next_escalation_at, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15,
+        $16::timestamptz + make_interval(secs => $17), $16::timestamptz)
+    ON CONFLICT (center_id, external_id) DO NOTHING
+    RETURNING id, created_at
+),
+durable AS (SELECT set_config('synchronous_commit', 'on', true) AS value),
+new_offers AS (
+    INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id,
+        aed, offered_at, expires_at)
+    SELECT o.id, inc.id, o.volunteer_id, o.role, 1, o.eta_s, o.distance_m, o.aed_id, o.aed,
+        inc.created_at, inc.created_at + make_interval(secs => $18)
+    FROM inc CROSS JOIN jsonb_to_recordset($19::jsonb) AS o(id text, volunteer_id text,
+        role text, eta_s integer, distance_m integer, aed_id text, aed jsonb)
+    -- A live position whose volunteer is not in the registry (Redis outlived a rebuilt
+    -- database) must not fail the alert: no offer for it (see FIX_PLAN).
+    JOIN volunteers v ON v.id = o.volunteer_id
+    RETURNING id
+),
+session AS (
+    INSERT INTO guidance_sessions (id, incident_id, created_at)
+    SELECT $20, inc.id, inc.created_at FROM inc
+    RETURNING id
+),
+participant AS (
+    INSERT INTO guidance_participants (participant_id, session_id, role, token_hash, joined_at)
+    SELECT $21, session.id, 'dispatcher', $22, $16::timestamptz FROM session
+    RETURNING participant_id
+),
+entries AS (
+    INSERT INTO timeline (incident_id, at, type, actor, data)
+    SELECT inc.id, inc.created_at, e.type, e.actor, e.data
+    FROM inc CROSS JOIN ROWS FROM (
+        jsonb_to_recordset($23::jsonb) AS (type text, actor text, data jsonb)
+    ) WITH ORDINALITY AS e(type, actor, data, n)
+    ORDER BY e.n
+    RETURNING id
+)
+SELECT (SELECT id FROM inc) AS incident_id,
+       (SELECT value FROM durable) AS synchronous_commit,
+       (SELECT coalesce(array_agg(id), '{}') FROM new_offers) AS offer_ids,
+       (SELECT count(*) FROM participant) AS participants,
+       (SELECT count(*) FROM entries) AS entries
+"""
+
+FIX_PLAN = "UPDATE incidents SET plan = $2 WHERE id = $1"
+
+INCIDENT_BY_EXTERNAL_ID = """
+SELECT id, request_hash, plan, status FROM incidents WHERE center_id = $1 AND external_id = $2
+"""
+
+_INCIDENT_COLUMNS = """
+id, center_id, external_id, lat, lng, address, district, category, exercise, note,
+callback_url, reported_at, status, time_budget_s, budget_now_s, wave, plan,
+next_escalation_at, created_at, closed_at, outcome
+"""
+
+# $2 is the dispatch center asking, or NULL for an administrator (who sees every incident).
+GET_INCIDENT = f"""
+SELECT {_INCIDENT_COLUMNS} FROM incidents
+WHERE id = $1 AND ($2::text IS NULL OR center_id = $2)
+"""
+
+INCIDENT_OFFERS = """
+SELECT id, volunteer_id, role, state, wave, eta_s, distance_m, aed_id, offered_at, expires_at,
+       answered_at, last_status, engaged
+FROM offers WHERE incident_id = $1 ORDER BY wave, eta_s, id
+"""
+
+INCIDENT_TIMELINE = """
+SELECT at, type, actor, data FROM timeline WHERE incident_id = $1 ORDER BY id
+"""
+
+INSERT_TIMELINE = """
+INSERT INTO timeline (incident_id, at, type, actor, data) VALUES ($1, $2, $3, $4, $5)
+"""
+
+# Cancel or close, atomically once: the incident, its open offers, its engagements and its
+# guidance session, in incident-then-offers lock order (as accept and escalation take them).
+END_INCIDENT = f"""
+WITH ended AS (
+    UPDATE incidents
+    SET status = $3, closed_at = now(), next_escalation_at = NULL, outcome = $4
+    WHERE id = $1 AND status = 'open' AND ($2::text IS NULL OR center_id = $2)
+    RETURNING {_INCIDENT_COLUMNS}
+),
+cancelled AS (
+    UPDATE offers o SET state = 'cancelled', answered_at = now()
+    FROM ended WHERE o.incident_id = ended.id AND o.state = 'open'
+    RETURNING o.id, o.volunteer_id, o.role
+),
+released AS (
+    UPDATE offers o SET engaged = false
+    FROM ended WHERE o.incident_id = ended.id AND o.engaged
+    RETURNING o.volunteer_id
+),
+session AS (
+    UPDATE guidance_sessions s SET closed_at = now()
+    FROM ended WHERE s.incident_id = ended.id AND s.closed_at IS NULL
+    RETURNING s.id
+)
+SELECT ended.*,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'id', id, 'volunteer_id', volunteer_id, 'role', role)), '[]'::jsonb)
+        FROM cancelled) AS cancelled_offers,
+       (SELECT coalesce(array_agg(volunteer_id), '{{}}') FROM released) AS released,
+       (SELECT count(*) FROM session) AS sessions_closed
+FROM ended
+"""
+
+INCIDENT_EXISTS = """
+SELECT status FROM incidents WHERE id = $1 AND ($2::text IS NULL OR center_id = $2)
+"""
+
+# Volunteers offered in an incident (the phones hear that it ended).
+OFFERED_VOLUNTEERS = "SELECT DISTINCT volunteer_id FROM offers WHERE incident_id = $1"
+
+# An offer as its volunteer sees it, with its incident and the volunteer's guidance participant.
+_OFFER_VIEW = """
+SELECT o.id, o.incident_id, o.volunteer_id, o.role, o.state, o.wave, o.eta_s, o.distance_m,
+       o.aed_id, o.aed, o.offered_at, o.expires_at, o.answered_at, o.last_status, o.engaged,
+       i.exercise, i.lat, i.lng, i.address, i.external_id, i.center_id,
+       i.status AS incident_status, gs.id AS session_id, gp.participant_id
+FROM offers o
+JOIN incidents i ON i.id = o.incident_id
+LEFT JOIN guidance_sessions gs ON gs.incident_id = o.incident_id
+LEFT JOIN guidance_participants gp ON gp.session_id = gs.id AND gp.volunteer_id = o.volunteer_id
+"""
+
+GET_OFFER = _OFFER_VIEW + "WHERE o.id = $1 AND o.volunteer_id = $2"
+
+GET_OFFER_BY_ID = _OFFER_VIEW + "WHERE o.id = $1"
+
+# Offers a volunteer can act on: open ones (not yet expired, of an open incident) and the
+# accepted one it is still engaged in (a phone that restarts finds its current job).
+MY_OFFERS = (
+    _OFFER_VIEW
+    + """
+WHERE o.volunteer_id = $1
+  AND ((o.state = 'open' AND o.expires_at > now() AND i.status = 'open') OR o.engaged)
+  AND ($2::text IS NULL OR o.id > $2)
+ORDER BY o.id
+LIMIT $3
+"""
+)
+
+# First acceptance wins: the conditional UPDATE settles a race on the same offer, and the
+# partial unique index offers_one_engagement_idx a race between one volunteer's offers.
+# The incident row is share-locked first (the same order cancel/close take), so an incident
+# ending concurrently either sees this engagement or refuses it.
+ACCEPT_OFFER = """
+WITH inc AS (
+    SELECT id FROM incidents WHERE id = $3 AND status = 'open' FOR SHARE
+),
+accepted AS (
+    UPDATE offers SET state = 'accepted', engaged = true, answered_at = now()
+    WHERE id = $1 AND volunteer_id = $2 AND state = 'open' AND expires_at > now()
+      AND incident_id IN (SELECT id FROM inc)
+    RETURNING id
+),
+participant AS (
+    INSERT INTO guidance_participants (participant_id, session_id, role, volunteer_id, token_hash)
+    SELECT $4, $5, 'responder', $2, $6 FROM accepted
+    RETURNING participant_id
+)
+SELECT (SELECT id FROM accepted) AS offer_id,
+       (SELECT participant_id FROM participant) AS participant_id
+"""
+
+DECLINE_OFFER = """
+UPDATE offers o SET state = 'declined', answered_at = now()
+FROM incidents i
+WHERE o.id = $1 AND o.volunteer_id = $2 AND o.state = 'open' AND o.expires_at > now()
+  AND i.id = o.incident_id
+RETURNING o.id, o.incident_id, o.role, i.external_id, i.center_id, i.exercise
+"""
+
+# $4: the marker ends the engagement (handed_over, withdrawn).
+OFFER_STATUS = """
+UPDATE offers o SET last_status = $3, engaged = o.engaged AND NOT $4
+FROM incidents i
+WHERE o.id = $1 AND o.volunteer_id = $2 AND o.state = 'accepted' AND o.engaged
+  AND i.id = o.incident_id
+RETURNING o.id, o.incident_id, o.role, i.external_id, i.center_id, i.exercise
+"""
+
+# Escalate now rather than at the next window when a role has nobody left who might come:
+# every offer of it declined, expired or withdrawn. Only while the reach can still grow.
+ESCALATE_EARLY = """
+UPDATE incidents SET next_escalation_at = now()
+WHERE id = $1 AND status = 'open' AND budget_now_s < $3
+  AND (next_escalation_at IS NULL OR next_escalation_at > now())
+  AND NOT EXISTS (
+      SELECT 1 FROM offers
+      WHERE incident_id = $1 AND role = $2
+        AND ((state = 'open' AND expires_at > now())
+             OR (state = 'accepted' AND last_status IS DISTINCT FROM 'withdrawn')))
+RETURNING id
+"""
+
+# --- Escalation -----------------------------------------------------------------------------
+
+# Claim due incidents: each is leased (its timer pushed to now + $2) and handled outside the
+# claiming transaction, so a worker that dies mid-wave only delays it until the lease ends.
+CLAIM_DUE_INCIDENTS = """
+WITH due AS (
+    SELECT id FROM incidents
+    WHERE status = 'open' AND next_escalation_at <= now()
+    ORDER BY next_escalation_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE incidents i SET next_escalation_at = now() + make_interval(secs => $2)
+FROM due WHERE i.id = due.id
+RETURNING i.id, i.center_id, i.external_id, i.exercise, i.lat, i.lng, i.wave, i.budget_now_s,
+          i.next_escalation_at AS lease_until
+"""
+
+INCIDENT_OFFER_STATE = """
+SELECT volunteer_id, role, state, last_status, aed_id, expires_at > now() AS live
+FROM offers WHERE incident_id = $1
+"""
+
+# Nothing (more) to escalate: stop the timer, unless something re-armed it meanwhile.
+STOP_ESCALATION = """
+UPDATE incidents SET next_escalation_at = NULL
+WHERE id = $1 AND next_escalation_at = $2
+"""
+
+# The next wave, once: only while open and still at the wave this worker planned from.
+ADVANCE_WAVE = """
+UPDATE incidents
+SET wave = wave + 1, budget_now_s = $3::integer,
+    next_escalation_at = CASE WHEN $3::integer < $4::integer
+                              THEN now() + make_interval(secs => $5) END
+WHERE id = $1 AND status = 'open' AND wave = $2
+RETURNING wave
+"""
+
+INSERT_WAVE_OFFERS = """
+INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id, aed,
+    offered_at, expires_at)
+SELECT o.id, $1, o.volunteer_id, o.role, $2, o.eta_s, o.distance_m, o.aed_id, o.aed, now(),
+    now() + make_interval(secs => $3)
+FROM jsonb_to_recordset($4::jsonb) AS o(id text, volunteer_id text, role text, eta_s integer,
+    distance_m integer, aed_id text, aed jsonb)
+JOIN volunteers v ON v.id = o.volunteer_id
+ON CONFLICT (incident_id, volunteer_id) DO NOTHING
+RETURNING id
+"""
+
+# Expire overdue open offers of any incident (a sweep: escalation may have stopped).
+EXPIRE_OFFERS = """
+WITH due AS (
+    SELECT id FROM offers
+    WHERE state = 'open' AND expires_at <= now()
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE offers o SET state = 'expired'
+FROM due, incidents i
+WHERE o.id = due.id AND i.id = o.incident_id
+RETURNING o.id, o.volunteer_id, o.role, o.incident_id, i.external_id, i.center_id, i.exercise
+"""

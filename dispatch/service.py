@@ -1,0 +1,310 @@
+"""The alert's use case: from a validated 120 alert to a stored incident and its plan."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from dispatch import queries, render
+from dispatch.errors import ExternalIdConflict
+from dispatch.events import Entry, IncidentRef, emit_all, entry_data
+from dispatch.models import (
+    INCIDENT_CREATED,
+    OFFER_CREATED,
+    SYSTEM_ACTOR,
+    Assignment,
+    DispatchConfig,
+    Plan,
+    PlanInput,
+)
+from dispatch.tokens import participant_token
+from geo import AedIndex
+from rescue.auth import hash_token
+from rescue.ids import new_id
+from volunteers.positions import Candidate, search_candidates
+
+logger = logging.getLogger(__name__)
+
+# The search itself is one round trip; this bounds a Redis that accepts but does not answer.
+SEARCH_TIMEOUT_S = 0.5
+SEARCH_LIMIT = 200
+DEGRADED_VOLUNTEERS = "volunteers"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A validated alert, in WGS-84."""
+
+    center_id: str
+    external_id: str
+    request_hash: bytes
+    lat: float
+    lng: float
+    district: str | None
+    address: str | None = None
+    reported_at: dt.datetime | None = None
+    category: str | None = None
+    exercise: bool = False
+    callback_url: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResult:
+    """The stored plan (WGS-84, no token), the incident's status, and whether it is new."""
+
+    created: bool
+    plan: dict[str, Any]
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What the live-position search found; degraded when Redis could not be asked."""
+
+    candidates: list[Candidate]
+    excluded: dict[str, int]
+    degraded: bool
+
+
+async def find_candidates(
+    redis: Redis,
+    config: DispatchConfig,
+    *,
+    lat: float,
+    lng: float,
+    budget_s: float,
+    now: dt.datetime,
+    at_local: dt.datetime,
+    skip: int = 0,
+) -> Search:
+    """Candidates within the budget's reach (one Redis round trip); degraded if Redis is down."""
+    try:
+        async with asyncio.timeout(SEARCH_TIMEOUT_S):
+            candidates, excluded = await search_candidates(
+                redis,
+                lat=lat,
+                lng=lng,
+                radius_m=config.search_radius_m(budget_s),
+                now=now.timestamp(),
+                ttl_s=config.position_ttl_s,
+                at_local=at_local,
+                limit=SEARCH_LIMIT + skip,
+            )
+    except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
+        logger.warning("live positions unavailable, planning without volunteers: %r", exc)
+        return Search(candidates=[], excluded={}, degraded=True)
+    return Search(candidates=candidates, excluded=excluded, degraded=False)
+
+
+def local_time(now: dt.datetime, config: DispatchConfig) -> dt.datetime:
+    """The deployment's naive local time (opening hours, quiet hours)."""
+    return now.astimezone(config.timezone).replace(tzinfo=None)
+
+
+def offer_rows(assignments: Sequence[Assignment], offer_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The offers of a plan, as jsonb_to_recordset rows."""
+    return [
+        {
+            "id": offer_id,
+            "volunteer_id": a.volunteer_id,
+            "role": a.role.value,
+            "eta_s": render.seconds(a.eta_s),
+            "distance_m": render.metres(a.distance_m),
+            "aed_id": a.aed.id if a.aed is not None else None,
+            "aed": render.aed_snapshot(a.aed) if a.aed is not None else None,
+        }
+        for a, offer_id in zip(assignments, offer_ids, strict=True)
+    ]
+
+
+def offer_summaries(rows: Sequence[dict[str, Any]], wave: int) -> list[dict[str, Any]]:
+    """offer.created event data of each offer (also listed in the offers_sent entry)."""
+    return [
+        {
+            "offer_id": r["id"],
+            "volunteer_id": r["volunteer_id"],
+            "role": r["role"],
+            "wave": wave,
+            "eta_s": r["eta_s"],
+            "aed_id": r["aed_id"],
+        }
+        for r in rows
+    ]
+
+
+async def raise_alert(
+    *,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    aeds: AedIndex,
+    config: DispatchConfig,
+    alert: Alert,
+) -> AlertResult:
+    """Plan and store a new incident, or answer the stored plan of a replayed alert."""
+    now = dt.datetime.now(dt.UTC)
+    at_local = local_time(now, config)
+    budget = config.time_budget_s
+    search = await find_candidates(
+        redis, config, lat=alert.lat, lng=alert.lng, budget_s=budget, now=now, at_local=at_local
+    )
+    nearby = aeds.within(alert.lat, alert.lng, config.aed_radius_m(budget), at_local=at_local)
+    plan: Plan = config.strategy(
+        PlanInput(
+            lat=alert.lat,
+            lng=alert.lng,
+            budget_s=budget,
+            candidates=search.candidates,
+            aeds=nearby,
+            model=config.model,
+            offers_aed=config.offers_aed,
+            offers_cpr=config.offers_cpr,
+        )
+    )
+    incident_id = new_id("inc")
+    session_id = new_id("gs")
+    participant_id = new_id("gp")
+    offer_ids = [new_id("off") for _ in plan.responders]
+    degraded = [DEGRADED_VOLUNTEERS] if search.degraded else []
+    stored = render.stored_plan(
+        incident_id=incident_id,
+        external_id=alert.external_id,
+        created_at=now,
+        lat=alert.lat,
+        lng=alert.lng,
+        district=alert.district,
+        time_budget_s=budget,
+        exercise=alert.exercise,
+        plan=plan,
+        offer_ids=offer_ids,
+        session_id=session_id,
+        participant_id=participant_id,
+        degraded=degraded,
+    )
+    offers = offer_rows(plan.responders, offer_ids)
+    summaries = offer_summaries(offers, 1)
+    ref = IncidentRef(
+        id=incident_id,
+        external_id=alert.external_id,
+        center_id=alert.center_id,
+        exercise=alert.exercise,
+    )
+    entries = _first_entries(alert, stored, search, summaries)
+    token = participant_token(
+        config.token_key, session_id=session_id, participant_id=participant_id
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            queries.INSERT_ALERT,
+            incident_id,
+            alert.center_id,
+            alert.external_id,
+            alert.request_hash,
+            alert.lat,
+            alert.lng,
+            alert.address,
+            alert.district,
+            alert.category,
+            alert.exercise,
+            alert.note,
+            alert.callback_url,
+            alert.reported_at,
+            budget,
+            stored,
+            now,
+            config.escalation_window_s,
+            config.offer_ttl_s,
+            offers,
+            session_id,
+            participant_id,
+            hash_token(token),
+            [{"type": e.type, "actor": e.actor, "data": entry_data(ref, e.data)} for e in entries],
+        )
+        if row["incident_id"] is None:
+            return await _replay(conn, alert)
+        if len(row["offer_ids"]) != len(offers):
+            stored, summaries = await _drop_unknown(conn, stored, summaries, row["offer_ids"])
+        created: dict[str, Any] = {
+            "time_budget_s": budget,
+            "district": alert.district,
+            "responders": len(summaries),
+            "aeds": len(stored["aeds"]),
+            "degraded": degraded,
+        }
+        await emit_all(
+            conn,
+            ref,
+            [(INCIDENT_CREATED, created), *((OFFER_CREATED, s) for s in summaries)],
+            at=now,
+        )
+    return AlertResult(created=True, plan=stored, status="open")
+
+
+async def _replay(conn: asyncpg.Connection, alert: Alert) -> AlertResult:
+    """The committed incident of the same (center, external_id): same body, same plan."""
+    existing = await conn.fetchrow(
+        queries.INCIDENT_BY_EXTERNAL_ID, alert.center_id, alert.external_id
+    )
+    if existing is None:  # pragma: no cover - the conflicting row is committed and never deleted
+        raise RuntimeError(f"incident {alert.external_id!r} conflicted but cannot be read")
+    if bytes(existing["request_hash"]) != alert.request_hash:
+        raise ExternalIdConflict(alert.external_id)
+    return AlertResult(created=False, plan=existing["plan"], status=existing["status"])
+
+
+async def _drop_unknown(
+    conn: asyncpg.Connection,
+    stored: dict[str, Any],
+    summaries: list[dict[str, Any]],
+    inserted: Sequence[str],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Leave out of the plan the offers to volunteers the registry does not know."""
+    kept = set(inserted)
+    unknown = [s["volunteer_id"] for s in summaries if s["offer_id"] not in kept]
+    logger.error("live positions of unknown volunteers %s left out of the plan", unknown)
+    stored = {**stored, "responders": [r for r in stored["responders"] if r["offer_id"] in kept]}
+    await conn.execute(queries.FIX_PLAN, stored["incident_id"], stored)
+    return stored, [s for s in summaries if s["offer_id"] in kept]
+
+
+def _first_entries(
+    alert: Alert, stored: dict[str, Any], search: Search, summaries: list[dict[str, Any]]
+) -> list[Entry]:
+    """alert_received (by the center), plan_made and offers_sent (by the system)."""
+    received = Entry(
+        "alert_received",
+        alert.center_id,
+        {
+            "external_id": alert.external_id,
+            "location": stored["location"],
+            "address": alert.address,
+            "category": alert.category,
+            "reported_at": alert.reported_at.isoformat() if alert.reported_at else None,
+            "note": alert.note,
+        },
+    )
+    made = Entry(
+        "plan_made",
+        SYSTEM_ACTOR,
+        {
+            "budget_s": stored["time_budget_s"],
+            "responders": len(stored["responders"]),
+            "aeds": len(stored["aeds"]),
+            "candidates": len(search.candidates),
+            "excluded": search.excluded,
+            "degraded": stored["degraded"],
+        },
+    )
+    entries = [received, made]
+    if summaries:
+        entries.append(Entry("offers_sent", SYSTEM_ACTOR, {"wave": 1, "offers": summaries}))
+    return entries

@@ -1,0 +1,154 @@
+"""Escalation waves (durable timers swept by every worker) and offer expiry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from geo import TravelMode, TravelModel
+from tests.dispatch.support import PATIENT, center, offset, raise_alert, responders, volunteer
+from tests.helpers import wait_until
+
+MODEL = TravelModel()
+
+
+async def test_waves_widen_the_reach_until_the_maximum(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    # Two workers: each wave must still happen exactly once.
+    first = await make_client(escalation_window_s=1)
+    await make_client(escalation_window_s=1)
+    c = await center(first)
+    near = await volunteer(first, pg, offset(PATIENT, north_m=50))
+    # Beyond the 300 s walk but within 420 s (the second wave's reach).
+    farther = await volunteer(
+        first, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK))
+    )
+    plan = await raise_alert(first, c)
+    assert set(responders(plan)) == {near.id}
+    incident_id = plan["incident_id"]
+
+    offer = await wait_until(
+        lambda: pg.fetchrow(
+            "SELECT wave, role, state FROM offers WHERE incident_id = $1 AND volunteer_id = $2",
+            incident_id,
+            farther.id,
+        )
+    )
+    assert offer["wave"] == 2 and offer["state"] == "open"
+    # Nobody accepts: the waves go on to the maximum budget (300 -> 420 -> 540 -> 600), then stop.
+    done = await wait_until(
+        lambda: pg.fetchrow(
+            "SELECT wave, budget_now_s FROM incidents WHERE id = $1 AND next_escalation_at IS NULL",
+            incident_id,
+        )
+    )
+    assert (done["wave"], done["budget_now_s"]) == (4, 600)
+    escalated = await pg.fetch(
+        "SELECT data FROM timeline WHERE incident_id = $1 AND type = 'escalated' ORDER BY id",
+        incident_id,
+    )
+    datas = [json.loads(e["data"]) for e in escalated]
+    waves = [(d["wave"], d["budget_s"], d["offers"]) for d in datas]
+    assert waves == [(2, 420, 1), (3, 540, 0), (4, 600, 0)]
+    events = await pg.fetch(
+        "SELECT data FROM outbox WHERE type = 'incident.escalated' AND key = $1 ORDER BY id",
+        incident_id,
+    )
+    assert len(events) == 3
+    assert '"budget_s": 420' in events[0]["data"] and '"external_id"' in events[0]["data"]
+    # The near volunteer was never offered twice.
+    assert await pg.fetchval("SELECT count(*) FROM offers WHERE incident_id = $1", incident_id) == 2
+
+
+async def test_no_escalation_once_the_roles_are_filled(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    client = await make_client(escalation_window_s=1, needed_aed=0, needed_cpr=1)
+    c = await center(client)
+    vol = await volunteer(client, pg, offset(PATIENT, north_m=50))
+    await volunteer(client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK)))
+    plan = await raise_alert(client, c)
+    (offer,) = plan["responders"]
+    resp = await client.post(f"/v1/me/offers/{offer['offer_id']}/accept", headers=vol.headers)
+    assert resp.status == 200
+    row = await wait_until(
+        lambda: pg.fetchrow(
+            "SELECT wave FROM incidents WHERE id = $1 AND next_escalation_at IS NULL",
+            plan["incident_id"],
+        )
+    )
+    assert row["wave"] == 1
+    assert await pg.fetchval("SELECT count(*) FROM offers") == 1
+
+
+async def test_declines_bring_the_next_wave_forward(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    # The window is long: only the early trigger can explain a prompt second wave.
+    client = await make_client(escalation_window_s=3600)
+    c = await center(client)
+    vol = await volunteer(client, pg, offset(PATIENT, north_m=50))
+    farther = await volunteer(
+        client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK))
+    )
+    plan = await raise_alert(client, c)
+    (offer,) = plan["responders"]
+    resp = await client.post(f"/v1/me/offers/{offer['offer_id']}/decline", headers=vol.headers)
+    assert resp.status == 200
+    wave = await wait_until(
+        lambda: pg.fetchval(
+            "SELECT wave FROM offers WHERE incident_id = $1 AND volunteer_id = $2",
+            plan["incident_id"],
+            farther.id,
+        )
+    )
+    assert wave == 2
+
+
+async def test_overdue_offers_expire(make_client: Any, pg: asyncpg.Connection) -> None:
+    client = await make_client(offer_ttl_s=1)
+    c = await center(client)
+    vol = await volunteer(client, pg, offset(PATIENT, north_m=50))
+    plan = await raise_alert(client, c)
+    (offer,) = plan["responders"]
+    await wait_until(
+        lambda: pg.fetchval("SELECT state = 'expired' FROM offers WHERE id = $1", offer["offer_id"])
+    )
+    entry = await pg.fetchrow(
+        "SELECT actor, data FROM timeline WHERE incident_id = $1 AND type = 'offer_expired'",
+        plan["incident_id"],
+    )
+    assert entry["actor"] == "system"
+    assert json.loads(entry["data"])["offer_id"] == offer["offer_id"]
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE type = 'offer.expired'") == 1
+    resp = await client.post(f"/v1/me/offers/{offer['offer_id']}/accept", headers=vol.headers)
+    assert resp.status == 409
+
+
+async def test_a_withdrawal_brings_the_next_wave_forward(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    client = await make_client(escalation_window_s=3600, needed_aed=0)
+    c = await center(client)
+    vol = await volunteer(client, pg, offset(PATIENT, north_m=50))
+    farther = await volunteer(
+        client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK))
+    )
+    plan = await raise_alert(client, c)
+    (offer,) = plan["responders"]
+    url = f"/v1/me/offers/{offer['offer_id']}"
+    assert (await client.post(f"{url}/accept", headers=vol.headers)).status == 200
+    resp = await client.post(f"{url}/status", json={"status": "withdrawn"}, headers=vol.headers)
+    assert resp.status == 200
+    assert (await resp.json())["state"] == "accepted"
+    role = await wait_until(
+        lambda: pg.fetchval(
+            "SELECT role FROM offers WHERE incident_id = $1 AND volunteer_id = $2 AND wave = 2",
+            plan["incident_id"],
+            farther.id,
+        )
+    )
+    assert role == "cpr"

@@ -1,0 +1,183 @@
+"""The default plan strategy (pure): reach, roles, caps, distinct AEDs, ordering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from dispatch.models import PlanInput, Role
+from dispatch.planner import role_policy
+from geo import IndexedAed, TravelMode, TravelModel, haversine_m
+from tests.dispatch.support import PATIENT, offset
+
+MODEL = TravelModel()
+
+
+@dataclass(frozen=True)
+class Cand:
+    volunteer_id: str
+    lat: float
+    lng: float
+    distance_m: float
+    travel_mode: TravelMode = TravelMode.WALK
+
+
+def cand(vid: str, *, north_m: float = 0, east_m: float = 0, mode: str = "walk") -> Cand:
+    lat, lng = offset(PATIENT, north_m=north_m, east_m=east_m)
+    return Cand(vid, lat, lng, haversine_m(lat, lng, *PATIENT), TravelMode(mode))
+
+
+def unit(
+    aid: str, *, north_m: float = 0, east_m: float = 0, indoor: bool = False
+) -> tuple[IndexedAed, float]:
+    lat, lng = offset(PATIENT, north_m=north_m, east_m=east_m)
+    return IndexedAed(aid, lat, lng, "active", indoor=indoor), haversine_m(lat, lng, *PATIENT)
+
+
+def plan_of(
+    cands: list[Cand], aeds: list[tuple[IndexedAed, float]], **kw: object
+) -> dict[str, tuple[str, str | None]]:
+    args: dict[str, object] = {
+        "lat": PATIENT[0],
+        "lng": PATIENT[1],
+        "budget_s": 300,
+        "candidates": cands,
+        "aeds": sorted(aeds, key=lambda a: a[1]),
+        "model": MODEL,
+        "offers_aed": 3,
+        "offers_cpr": 3,
+        **kw,
+    }
+    plan = role_policy(PlanInput(**args))  # type: ignore[arg-type]
+    etas = [a.eta_s for a in plan.responders]
+    assert etas == sorted(etas)
+    return {a.volunteer_id: (a.role.value, a.aed.id if a.aed else None) for a in plan.responders}
+
+
+def test_reach_depends_on_each_volunteers_own_mode() -> None:
+    walk_reach = MODEL.reach_m(300, TravelMode.WALK)  # about 428 m
+    plan = plan_of(
+        [
+            cand("near-walker", north_m=walk_reach - 5),
+            cand("far-walker", north_m=walk_reach + 5),
+            cand("far-driver", east_m=walk_reach + 300, mode="car"),
+        ],
+        [],
+    )
+    assert set(plan) == {"near-walker", "far-driver"}
+    assert all(role == "cpr" for role, _ in plan.values())
+
+
+def test_nearest_goes_direct_and_fetchers_take_distinct_aeds() -> None:
+    plan = plan_of(
+        [
+            cand("v1", north_m=30),
+            cand("v2", east_m=60),
+            cand("v3", east_m=-70),
+            cand("v4", north_m=-80),
+        ],
+        [unit("a-east", east_m=90), unit("a-west", east_m=-100)],
+    )
+    assert plan["v1"] == ("cpr", None)
+    fetched = [aed for role, aed in plan.values() if role == "aed"]
+    assert set(fetched) == {"a-east", "a-west"}
+    assert plan["v2"] == ("aed", "a-east")
+    assert plan["v3"] == ("aed", "a-west")
+
+
+def test_fetchers_share_an_aed_when_there_is_only_one() -> None:
+    plan = plan_of(
+        [cand(f"v{i}", north_m=20 * i) for i in range(1, 6)],
+        [unit("only", north_m=50)],
+        offers_aed=2,
+        offers_cpr=2,
+    )
+    roles = [role for role, _ in plan.values()]
+    assert roles.count("aed") == 2 and roles.count("cpr") == 2
+    assert {aed for role, aed in plan.values() if role == "aed"} == {"only"}
+    assert plan["v1"] == ("cpr", None)
+
+
+def test_the_only_volunteer_fetches_the_aed() -> None:
+    assert plan_of([cand("solo", north_m=40)], [unit("a", north_m=60)]) == {"solo": ("aed", "a")}
+
+
+def test_caps_and_one_role_per_volunteer() -> None:
+    cands = [cand(f"v{i:02d}", north_m=10 * i) for i in range(1, 20)]
+    plan = plan_of(
+        cands, [unit("a1", north_m=100), unit("a2", east_m=100)], offers_aed=2, offers_cpr=3
+    )
+    roles = [role for role, _ in plan.values()]
+    assert roles.count("aed") == 2 and roles.count("cpr") == 3
+
+
+def test_aed_route_must_fit_the_budget() -> None:
+    # A route through an AED that would take too long leaves everyone direct.
+    plan = plan_of([cand("v1", north_m=100), cand("v2", north_m=120)], [unit("far", north_m=-400)])
+    assert {role for role, _ in plan.values()} == {"cpr"}
+
+
+def test_route_eta_matches_the_travel_model() -> None:
+    c = cand("v", north_m=120, mode="bike")
+    a, to_patient = unit("a", east_m=150, indoor=True)
+    plan = role_policy(
+        PlanInput(
+            lat=PATIENT[0],
+            lng=PATIENT[1],
+            budget_s=300,
+            candidates=[c],
+            aeds=[(a, to_patient)],
+            model=MODEL,
+            offers_aed=1,
+            offers_cpr=0,
+        )
+    )
+    (assignment,) = plan.responders
+    expected = MODEL.aed_route_eta_s(
+        to_aed_m=haversine_m(c.lat, c.lng, a.lat, a.lng),
+        aed_to_patient_m=to_patient,
+        mode=TravelMode.BIKE,
+        indoor=True,
+    )
+    assert assignment.role is Role.AED
+    assert assignment.eta_s == pytest.approx(expected, rel=1e-3)
+
+
+def test_excluded_and_busy() -> None:
+    cands = [cand("v1", north_m=10), cand("v2", north_m=20), cand("v3", east_m=30)]
+    aeds = [unit("busy", north_m=40), unit("free", east_m=60)]
+    plan = plan_of(
+        cands, aeds, exclude=frozenset({"v1"}), busy_aeds=frozenset({"busy"}), offers_aed=1
+    )
+    assert "v1" not in plan
+    assert [aed for role, aed in plan.values() if role == "aed"] == ["free"]
+
+
+def test_no_roles_wanted_no_offers() -> None:
+    assert (
+        plan_of([cand("v1", north_m=10)], [unit("a", north_m=20)], offers_aed=0, offers_cpr=0) == {}
+    )
+
+
+def test_plan_aeds_within_walking_budget_nearest_first() -> None:
+    walk_reach = MODEL.reach_m(300, TravelMode.WALK)
+    aeds = [
+        unit("near", north_m=50),
+        unit("edge", east_m=walk_reach - 5),
+        unit("beyond", north_m=walk_reach + 5),
+    ]
+    plan = role_policy(
+        PlanInput(
+            lat=PATIENT[0],
+            lng=PATIENT[1],
+            budget_s=300,
+            candidates=[],
+            aeds=sorted(aeds, key=lambda a: a[1]),
+            model=MODEL,
+            offers_aed=3,
+            offers_cpr=3,
+        )
+    )
+    assert [p.aed.id for p in plan.aeds] == ["near", "edge"]
+    assert plan.responders == []

@@ -1,0 +1,307 @@
+"""The benchmark's data: its own database and Redis db, AEDs, volunteers on duty, tokens.
+
+AEDs and volunteer rows come from the demo generator (rescue.demo); the province scale
+multiplies the AEDs by jittering copies of the demo's sites. Volunteer rows go into PostgreSQL
+with COPY (offers reference them); positions, last-seen and eligibility facts go straight into
+Redis with pipelines, exactly as volunteers.positions.set_on_duty_batch writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import numpy as np
+import shapely
+from redis.asyncio import Redis
+
+from geo import ServiceArea
+from rescue import db
+from rescue.auth import hash_token
+from rescue.demo.aeds import DemoAed, generate_aeds
+from rescue.demo.districts import PLANS
+from rescue.demo.volunteers import DemoVolunteer, generate_volunteers
+from rescue.ids import seeded_id
+from volunteers.constants import META, POSITIONS, POSITIONS_SEEN
+from volunteers.eligibility import encode_meta
+from volunteers.models import meta_of
+
+logger = logging.getLogger(__name__)
+
+BENCH_DATABASE = "rescue_bench"
+BENCH_REDIS_DB = 14
+URBAN_DISTRICTS = ("370202", "370203", "370212", "370213")
+# Volunteers live and work around the same centres as the AEDs, a little more spread out.
+VOLUNTEER_SPREAD = 1.5
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LNG_EQUATOR = 111_320.0
+_REDIS_BATCH = 5_000
+_BENCH_AT_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the time part of province AED ids
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """How much data a run loads."""
+
+    name: str
+    aeds: int
+    volunteers: int
+    tokens: int
+
+
+SCALES = {
+    "tiny": Scale("tiny", aeds=50, volunteers=500, tokens=50),
+    "qingdao": Scale("qingdao", aeds=1_983, volunteers=110_000, tokens=2_000),
+    "province": Scale("province", aeds=20_000, volunteers=1_000_000, tokens=2_000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rider:
+    """A volunteer with a token: drives position updates or holds the WebSocket."""
+
+    volunteer_id: str
+    token: str
+    lat: float
+    lng: float
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a load put in place."""
+
+    aeds: int
+    volunteers: int
+    on_duty: int
+    riders: list[Rider]
+    seconds: float
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def with_redis_db(url: str, number: int) -> str:
+    """The same Redis server, another database number."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
+
+
+async def reset(database_url: str, redis_url: str) -> None:
+    """An empty, migrated database and an empty Redis db (every run starts the same)."""
+    name = urlsplit(database_url).path.lstrip("/")
+    if name in ("", "rescue", "postgres") or name.endswith("_test"):
+        raise RuntimeError(f"refusing to reset database {name!r}: not a benchmark database")
+    if urlsplit(redis_url).path.strip("/") in ("", "0", "15"):
+        raise RuntimeError(f"refusing to flush Redis {redis_url}: not a benchmark db")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await admin.close()
+    await db.migrate_dsn(database_url)
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
+def province_aeds(area: ServiceArea, count: int, *, seed: int, today: dt.date) -> list[DemoAed]:
+    """`count` AEDs: the demo's, then jittered copies of them (about 1 km) on the same land."""
+    base = generate_aeds(area, seed=seed, today=today)
+    rng = np.random.default_rng([seed, 7])
+    out = list(base)
+    copy = 0
+    while len(out) < count:
+        copy += 1
+        for aed in base:
+            if len(out) >= count:
+                break
+            lat, lng = _jitter(area, aed.lat, aed.lng, 1000.0, rng)
+            n = len(out) + 1
+            out.append(
+                aed._replace(
+                    id=seeded_id("aed", _BENCH_AT_MS, n),
+                    lat=lat,
+                    lng=lng,
+                    serial_no=f"{aed.serial_no}-{copy}",
+                    name=f"{aed.name} {copy}",
+                )
+            )
+    return out
+
+
+def _jitter(
+    area: ServiceArea, lat: float, lng: float, sigma_m: float, rng: np.random.Generator
+) -> tuple[float, float]:
+    for _ in range(20):
+        dlat, dlng = rng.normal(0.0, sigma_m, 2)
+        cand = (
+            round(lat + dlat / _M_PER_DEG_LAT, 6),
+            round(lng + dlng / (_M_PER_DEG_LNG_EQUATOR * math.cos(math.radians(lat))), 6),
+        )
+        if area.contains(*cand):
+            return cand
+    return lat, lng
+
+
+def volunteer_positions(
+    area: ServiceArea, homes: np.ndarray, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A position for each volunteer on its home district's land, around its centres."""
+    rng = np.random.default_rng([seed, 11])
+    lat = np.zeros(len(homes))
+    lng = np.zeros(len(homes))
+    for plan in PLANS:
+        idx = np.flatnonzero(homes == plan.adcode)
+        if len(idx) == 0:
+            continue
+        geometry = area.district(plan.adcode).geometry
+        shapely.prepare(geometry)
+        weights = np.array([c.weight for c in plan.centres], dtype=float)
+        pending = idx
+        for _ in range(60):
+            n = len(pending)
+            scatter = rng.random(n) < max(plan.scatter, 0.02)
+            which = rng.choice(len(plan.centres), size=n, p=weights / weights.sum())
+            c_lat = np.array([plan.centres[i].lat for i in which])
+            c_lng = np.array([plan.centres[i].lng for i in which])
+            sigma = np.array([plan.centres[i].sigma_m for i in which]) * VOLUNTEER_SPREAD
+            p_lat = c_lat + rng.normal(0.0, 1.0, n) * sigma / _M_PER_DEG_LAT
+            p_lng = c_lng + rng.normal(0.0, 1.0, n) * sigma / (
+                _M_PER_DEG_LNG_EQUATOR * np.cos(np.radians(c_lat))
+            )
+            min_lng, min_lat, max_lng, max_lat = shapely.bounds(geometry)
+            p_lat = np.where(scatter, rng.uniform(min_lat, max_lat, n), p_lat)
+            p_lng = np.where(scatter, rng.uniform(min_lng, max_lng, n), p_lng)
+            inside = shapely.contains_xy(geometry, p_lng, p_lat)
+            lat[pending[inside]] = np.round(p_lat[inside], 6)
+            lng[pending[inside]] = np.round(p_lng[inside], 6)
+            pending = pending[~inside]
+            if len(pending) == 0:
+                break
+        else:  # pragma: no cover - the district's land is never that hard to hit
+            raise RuntimeError(f"could not place volunteers in {plan.adcode}")
+    return lat, lng
+
+
+@functools.lru_cache(maxsize=65536)
+def _meta_json(travel_mode: str, expires: dt.date, status: str, quiet: str | None) -> str:
+    row = {
+        "travel_mode": travel_mode,
+        "cert_expires_on": expires,
+        "status": status,
+        "quiet_hours": quiet,
+    }
+    return encode_meta(meta_of(row))
+
+
+async def put_on_duty(
+    redis: Redis, vols: list[DemoVolunteer], lat: np.ndarray, lng: np.ndarray, now: float
+) -> None:
+    """Every volunteer checked in at its position (meta, GEO set, last seen), pipelined."""
+    lat_l, lng_l = lat.tolist(), lng.tolist()
+    for start in range(0, len(vols), _REDIS_BATCH):
+        chunk = range(start, min(start + _REDIS_BATCH, len(vols)))
+        pipe = redis.pipeline(transaction=False)
+        metas = {}
+        geo: list[Any] = []
+        for i in chunk:
+            v = vols[i]
+            metas[v.id] = _meta_json(v.travel_mode, v.cert_expires_on, v.status, v.quiet_hours)
+            geo.extend((lng_l[i], lat_l[i], v.id))
+        pipe.hset(META, mapping=metas)
+        pipe.geoadd(POSITIONS, geo)
+        pipe.zadd(POSITIONS_SEEN, {vols[i].id: now for i in chunk})
+        await pipe.execute()
+
+
+async def refresh_seen(redis: Redis, now: float | None = None) -> int:
+    """Mark every position as just seen (positions stay fresh through a long run)."""
+    now = time.time() if now is None else now
+    ids = await redis.zrange(POSITIONS_SEEN, 0, -1)
+    for start in range(0, len(ids), 50_000):
+        await redis.zadd(POSITIONS_SEEN, dict.fromkeys(ids[start : start + 50_000], now))
+    return len(ids)
+
+
+async def load(
+    database_url: str, redis_url: str, area: ServiceArea, scale: Scale, *, seed: int
+) -> Loaded:
+    """Reset the bench stores and load a scale's AEDs, volunteers, positions and tokens."""
+    started = time.perf_counter()
+    await reset(database_url, redis_url)
+    today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    if scale.aeds <= 1_983:
+        aeds = generate_aeds(area, seed=seed, today=today)
+        if scale.aeds < len(aeds):
+            pick = np.random.default_rng([seed, 3]).choice(len(aeds), scale.aeds, replace=False)
+            aeds = [aeds[i] for i in sorted(pick.tolist())]
+    else:
+        aeds = province_aeds(area, scale.aeds, seed=seed, today=today)
+    vols = generate_volunteers(seed=seed, today=today, count=scale.volunteers)
+    homes = np.array([v.home_district for v in vols])
+    lat, lng = volunteer_positions(area, homes, seed=seed)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.copy_records_to_table("aeds", records=aeds, columns=list(DemoAed._fields))
+        await conn.copy_records_to_table(
+            "volunteers", records=vols, columns=list(DemoVolunteer._fields)
+        )
+        riders = await _issue_tokens(conn, vols, lat, lng, scale.tokens, today=today, seed=seed)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    redis = Redis.from_url(redis_url)
+    try:
+        await put_on_duty(redis, vols, lat, lng, time.time())
+    finally:
+        await redis.aclose()
+    return Loaded(
+        aeds=len(aeds),
+        volunteers=len(vols),
+        on_duty=len(vols),
+        riders=riders,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+async def _issue_tokens(
+    conn: asyncpg.Connection,
+    vols: list[DemoVolunteer],
+    lat: np.ndarray,
+    lng: np.ndarray,
+    count: int,
+    *,
+    today: dt.date,
+    seed: int,
+) -> list[Rider]:
+    """Tokens for `count` eligible volunteers of the urban districts (hashes stored, as usual)."""
+    rng = np.random.default_rng([seed, 5])
+    riders: list[Rider] = []
+    eligible = [
+        i
+        for i, v in enumerate(vols)
+        if v.status == "active"
+        and v.cert_expires_on > today + dt.timedelta(days=30)
+        and v.quiet_hours is None
+        and v.home_district in URBAN_DISTRICTS
+    ]
+    for n, i in enumerate(eligible[:count]):
+        token = f"vol_bench{n}_{rng.integers(1 << 62):x}"
+        riders.append(Rider(vols[i].id, token, float(lat[i]), float(lng[i])))
+    await conn.executemany(
+        "UPDATE volunteers SET token_hash = $2 WHERE id = $1",
+        [(r.volunteer_id, hash_token(r.token)) for r in riders],
+    )
+    return riders

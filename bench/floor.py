@@ -1,0 +1,87 @@
+"""The floor: a minimal aiohttp app doing only the unavoidable I/O of an alert and of a position.
+
+`POST /alert` {"external_id", "location": {"lat", "lng"}}: one GEOSEARCH over the same live
+positions the service searches (same radius and count), one INSERT committed, the response.
+`PUT /location` {"volunteer_id", "lat", "lng"}: one GEOADD. Run under gunicorn exactly like the
+service (`gunicorn bench.floor:app_factory --worker-class aiohttp.GunicornWebWorker`), reading
+BENCH_FLOOR_DATABASE_URL and BENCH_FLOOR_REDIS_URL. The harness creates the table first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from geo import TravelMode
+from rescue.settings import Settings
+from volunteers.constants import POSITIONS
+
+_DB: web.AppKey[asyncpg.Pool] = web.AppKey("floor_db", asyncpg.Pool)
+_REDIS: web.AppKey[Redis] = web.AppKey("floor_redis", Redis)
+
+# The service's search: the farthest a car reaches within the budget, the nearest 600 members.
+RADIUS_M = Settings().travel_model.reach_m(Settings().time_budget_s, TravelMode.CAR)
+COUNT = 600
+
+CREATE_TABLE = """CREATE TABLE IF NOT EXISTS bench_floor_alerts (
+    external_id text PRIMARY KEY,
+    lat double precision NOT NULL,
+    lng double precision NOT NULL,
+    candidates integer NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now())"""
+INSERT = (
+    "INSERT INTO bench_floor_alerts (external_id, lat, lng, candidates) VALUES ($1, $2, $3, $4)"
+)
+
+
+async def alert(request: web.Request) -> web.Response:
+    """One GEOSEARCH, one committed INSERT, the response."""
+    body = await request.json()
+    lat, lng = body["location"]["lat"], body["location"]["lng"]
+    hits = await request.app[_REDIS].execute_command(
+        "GEOSEARCH", POSITIONS, "FROMLONLAT", lng, lat, "BYRADIUS", RADIUS_M, "m",
+        "ASC", "COUNT", COUNT, "WITHDIST", "WITHCOORD",
+    )  # fmt: skip
+    await request.app[_DB].execute(INSERT, body["external_id"], lat, lng, len(hits))
+    nearest = [{"volunteer_id": h[0], "distance_m": float(h[1])} for h in hits[:6]]
+    return web.json_response(
+        {"external_id": body["external_id"], "responders": nearest}, status=201
+    )
+
+
+async def location(request: web.Request) -> web.Response:
+    """One GEOADD."""
+    body = json.loads(await request.read())
+    await request.app[_REDIS].geoadd(POSITIONS, (body["lng"], body["lat"], body["volunteer_id"]))
+    return web.Response(status=204)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Ready once started (the cleanup context has connected)."""
+    return web.json_response({"status": "ready"})
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    pool = await asyncpg.create_pool(os.environ["BENCH_FLOOR_DATABASE_URL"], min_size=2)
+    assert pool is not None
+    redis = Redis.from_url(os.environ["BENCH_FLOOR_REDIS_URL"], decode_responses=True)
+    app[_DB] = pool
+    app[_REDIS] = redis
+    yield
+    await redis.aclose()
+    await pool.close()
+
+
+async def app_factory() -> web.Application:
+    """One floor worker."""
+    app = web.Application()
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post("/alert", alert)
+    app.router.add_put("/location", location)
+    app.router.add_get("/readyz", ready)
+    return app

@@ -1,0 +1,433 @@
+"""The benchmark run: load a scale, start the service and the floor under gunicorn, drive them
+from separate load processes, and write every figure to one JSON file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+
+from bench import data, stats
+from bench.floor import CREATE_TABLE
+from bench.server import ROOT, Gunicorn
+from rescue.area import load_service_area
+from volunteers.constants import META
+
+logger = logging.getLogger("bench")
+
+ADMIN_TOKEN = "adm_bench-admin-token-0123456789"
+# A long TTL so positions loaded at the start still count at the end of a long run.
+POSITION_TTL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The run's parameters (see bench.__main__ for their meaning)."""
+
+    workers: int
+    worker_class: str
+    scale: str
+    alerts: int
+    alert_concurrency: int
+    position_rate: int
+    position_procs: int
+    ramp_start: int
+    ramp_step: int
+    ramp_max: int
+    ramp_step_s: float
+    ws_alerts: int
+    seed: int
+    province: bool
+    database_url: str
+    redis_url: str
+    out: Path
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def alert_points(n: int, seed: int) -> list[tuple[float, float]]:
+    """n random points of the urban districts, the same for the same seed."""
+    area = load_service_area()
+    rng = random.Random(seed)
+    return [
+        area.random_point_in(data.URBAN_DISTRICTS[i % len(data.URBAN_DISTRICTS)], rng)
+        for i in range(n)
+    ]
+
+
+async def run_load(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run each spec in its own `python -m bench.load` process, all at once."""
+    start_at = time.time() + 1.5
+    procs = []
+    for spec in specs:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.load",
+            cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        procs.append((proc, json.dumps({**spec, "start_at": start_at}).encode()))
+    try:
+        outs = await asyncio.gather(*(p.communicate(s) for p, s in procs))
+    except BaseException:  # interrupted: leave no load process behind
+        for proc, _ in procs:
+            if proc.returncode is None:
+                proc.kill()
+        raise
+    results = []
+    for (proc, _), (stdout, _) in zip(procs, outs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"load process failed with exit code {proc.returncode}")
+        results.append(json.loads(stdout))
+    return results
+
+
+class Target:
+    """The service or the floor, as the load generator addresses it."""
+
+    def __init__(self, name: str, server: Gunicorn, *, key: str | None) -> None:
+        self.name = name
+        self.server = server
+        self.floor = key is None
+        self.headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        self.alert_path = "/alert" if self.floor else "/v1/alerts"
+        self.position_path = "/location" if self.floor else "/v1/me/location"
+
+    def alerts(self, points: list[tuple[float, float]], prefix: str, conc: int) -> dict[str, Any]:
+        """A load spec posting these alerts."""
+        return {
+            "base_url": self.server.url,
+            "path": self.alert_path,
+            "headers": self.headers,
+            "points": points,
+            "prefix": prefix,
+            "concurrency": conc,
+        }
+
+    def positions(self, riders: list[data.Rider], rate: float, **extra: Any) -> dict[str, Any]:
+        """A load spec updating these riders' positions at `rate` per second."""
+        return {
+            "base_url": self.server.url,
+            "path": self.position_path,
+            "floor": self.floor,
+            "riders": [[r.volunteer_id, r.token, r.lat, r.lng] for r in riders],
+            "rate": rate,
+            **extra,
+        }
+
+
+def _split(riders: list[data.Rider], parts: int) -> list[list[data.Rider]]:
+    return [riders[i::parts] for i in range(parts)]
+
+
+async def alerts_alone(t: Target, points: list[tuple[float, float]], o: Options, tag: str) -> Any:
+    """Alert latency with nothing else running."""
+    (res,) = await run_load([{"alerts": t.alerts(points, f"{tag}-alone-", o.alert_concurrency)}])
+    return stats.alerts_figures(res["alerts"])
+
+
+async def alerts_under_positions(
+    t: Target, points: list[tuple[float, float]], riders: list[data.Rider], o: Options, tag: str
+) -> tuple[Any, Any]:
+    """Alert latency while position updates run at o.position_rate per second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stop_file = str(Path(tmp) / "stop")
+        per = o.position_rate / o.position_procs
+        specs: list[dict[str, Any]] = [
+            {"positions": t.positions(part, per, stop_file=stop_file, warmup_s=1.0)}
+            for part in _split(riders, o.position_procs)
+        ]
+        specs.append(
+            {
+                "alerts": t.alerts(points, f"{tag}-loaded-", o.alert_concurrency),
+                "alerts_after_s": 1.5,
+                "stop_file": stop_file,
+            }
+        )
+        results = await run_load(specs)
+    positions = stats.merge_positions([r["positions"] for r in results[:-1]])
+    return stats.alerts_figures(results[-1]["alerts"]), positions
+
+
+async def position_ramp(t: Target, riders: list[data.Rider], o: Options) -> dict[str, Any]:
+    """Raise the position rate step by step until p99 passes 50 ms, errors, or a shortfall."""
+    steps = []
+    sustained = 0
+    rate = o.ramp_start
+    while rate <= o.ramp_max:
+        per = rate / o.position_procs
+        specs = [
+            {"positions": t.positions(part, per, duration_s=o.ramp_step_s, warmup_s=1.0)}
+            for part in _split(riders, o.position_procs)
+        ]
+        merged = stats.merge_positions([r["positions"] for r in await run_load(specs)])
+        ok = (
+            merged["p99"] is not None
+            and merged["p99"] <= 50.0
+            and merged["errors"] <= 0.001 * merged["count"]
+            and merged["achieved_rate"] >= 0.95 * rate
+        )
+        merged["passed"] = ok
+        steps.append(merged)
+        _say(
+            f"  {t.name} positions {rate}/s: achieved {merged['achieved_rate']}/s, "
+            f"p99 {merged['p99']} ms, errors {merged['errors']}, {'ok' if ok else 'FAIL'}"
+        )
+        if not ok:
+            break
+        sustained = rate
+        rate += o.ramp_step
+    return {"sustained_rate": sustained, "steps": steps}
+
+
+async def ws_latency(t: Target, rider: data.Rider, o: Options, tag: str) -> dict[str, Any]:
+    """From the alert's response to the offer on the volunteer's open WebSocket."""
+    points = alert_points(o.ws_alerts, o.seed + 99)
+    spec = {
+        "base_url": t.server.url,
+        "headers": t.headers,
+        "rider": [rider.volunteer_id, rider.token, rider.lat, rider.lng],
+        "points": points,
+        "prefix": f"{tag}-ws-",
+    }
+    (res,) = await run_load([{"ws": spec}])
+    ws = res["ws"]
+    return {
+        **stats.summary(ws["lat_ms"]),
+        "missing": ws["missing"],
+        "not_offered": ws["not_offered"],
+    }
+
+
+async def redis_memory(redis_url: str) -> dict[str, int]:
+    """Redis's used memory (the whole server: the bench db dominates during a run)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        info = await redis.info("memory")
+    finally:
+        await redis.aclose()
+    return {
+        "used_memory": int(info["used_memory"]),
+        "used_memory_rss": int(info["used_memory_rss"]),
+    }
+
+
+async def on_duty(redis_url: str) -> int:
+    """How many volunteers are checked in (a check that nobody else flushed the bench db)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        return int(await redis.hlen(META))
+    finally:
+        await redis.aclose()
+
+
+def memory(server: Gunicorn) -> dict[str, Any]:
+    """Each worker's resident size."""
+    rss = server.rss_kib()
+    return {"workers_rss_kib": rss, "max_worker_rss_mib": round(max(rss, default=0) / 1024, 1)}
+
+
+async def create_center(url: str) -> str:
+    """A dispatch center through the API; its key."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/v1/dispatch-centers",
+            json={"name": "bench 120"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as resp,
+    ):
+        body = await resp.json()
+        if resp.status != 201:
+            raise RuntimeError(f"creating the dispatch center: {resp.status} {body}")
+        return str(body["api_key"])
+
+
+def service_server(o: Options, log: Path) -> Gunicorn:
+    """The service as deployed, on the bench stores."""
+    env = {
+        "DATABASE_URL": o.database_url,
+        "REDIS_URL": o.redis_url,
+        "RESCUE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RESCUE_POSITION_TTL_S": str(POSITION_TTL_S),
+        "RESCUE_DEMO": "0",
+        "RESCUE_DEMO_FLEET": "0",
+    }
+    return Gunicorn(
+        "rescue.gunicorn:app_factory",
+        workers=o.workers,
+        env=env,
+        log=log,
+        worker_class=o.worker_class,
+    )
+
+
+def floor_server(o: Options, log: Path) -> Gunicorn:
+    """The floor, same worker count."""
+    env = {"BENCH_FLOOR_DATABASE_URL": o.database_url, "BENCH_FLOOR_REDIS_URL": o.redis_url}
+    return Gunicorn(
+        "bench.floor:app_factory", workers=o.workers, env=env, log=log, worker_class=o.worker_class
+    )
+
+
+async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[str, Any]:
+    """Load a scale, then measure the service and the floor (`full`: every figure)."""
+    area = load_service_area()
+    _say(f"{scale.name}: loading {scale.aeds:,} AEDs and {scale.volunteers:,} volunteers")
+    loaded = await data.load(o.database_url, o.redis_url, area, scale, seed=o.seed)
+    _say(f"{scale.name}: loaded in {loaded.seconds} s")
+    conn = await asyncpg.connect(o.database_url)
+    try:
+        await conn.execute(CREATE_TABLE)
+    finally:
+        await conn.close()
+    ws_rider, riders = loaded.riders[0], loaded.riders[1:]
+    points = alert_points(o.alerts, o.seed)
+    warm = alert_points(min(50, o.alerts), o.seed + 1)
+    log = o.out.with_suffix(".log")
+    result: dict[str, Any] = {
+        "loaded": {"aeds": loaded.aeds, "volunteers_on_duty": loaded.on_duty,
+                   "seconds": loaded.seconds},
+    }  # fmt: skip
+    for name in ("service", "floor"):
+        server = service_server(o, log) if name == "service" else floor_server(o, log)
+        await data.refresh_seen(redis := Redis.from_url(o.redis_url))
+        await redis.aclose()
+        server.start()
+        try:
+            key = await create_center(server.url) if name == "service" else None
+            t = Target(name, server, key=key)
+            tag = f"{scale.name}-{name}"
+            figures: dict[str, Any] = {}
+            await alerts_alone(t, warm, o, f"{tag}-warm")
+            _say(f"{scale.name} {name}: {len(points)} alerts alone")
+            figures["alert_alone"] = await alerts_alone(t, points, o, tag)
+            _say(f"  p50 {figures['alert_alone']['p50']} p99 {figures['alert_alone']['p99']} ms")
+            if full:
+                _say(f"{scale.name} {name}: alerts under {o.position_rate}/s positions")
+                alerts, positions = await alerts_under_positions(t, points, riders, o, tag)
+                figures["alert_under_positions"] = alerts
+                figures["positions_during_alerts"] = positions
+                _say(f"  alert p99 {alerts['p99']} ms; position p99 {positions['p99']} ms")
+                _say(f"{scale.name} {name}: position ramp")
+                figures["position_ramp"] = await position_ramp(t, riders, o)
+                if name == "service" and o.ws_alerts:
+                    _say(f"{scale.name} {name}: alert -> WebSocket offer x{o.ws_alerts}")
+                    figures["ws_offer"] = await ws_latency(t, ws_rider, o, tag)
+            figures["on_duty_at_end"] = await on_duty(o.redis_url)
+            if figures["on_duty_at_end"] != loaded.on_duty:
+                _say(
+                    f"WARNING: {figures['on_duty_at_end']:,} of {loaded.on_duty:,} volunteers "
+                    f"still on duty: something else wrote to Redis db {o.redis_url}; "
+                    "these figures are not valid (use --redis-db)"
+                )
+            figures["memory"] = memory(server)
+            figures["memory"].update(await redis_memory(o.redis_url))
+            result[name] = figures
+        finally:
+            server.stop()
+    return result
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
+    """The summary table's rows: figure, service, floor, target."""
+    out: list[tuple[str, Any, Any, str]] = []
+    for scale_name, scale in results["scales"].items():
+        s, f = scale["service"], scale["floor"]
+        for pct in ("p50", "p95", "p99", "max"):
+            target = ""
+            if pct == "p99":
+                target = "≤ 10 ms, ≤ 2× floor" if scale_name != "province" else "≤ 25 ms"
+            out.append(
+                (f"{scale_name}: alert {pct} alone (ms)",
+                 s["alert_alone"][pct], f["alert_alone"][pct], target)
+            )  # fmt: skip
+        if "alert_under_positions" in s:
+            for pct in ("p50", "p99", "max"):
+                out.append(
+                    (f"{scale_name}: alert {pct} under positions (ms)",
+                     s["alert_under_positions"][pct], f["alert_under_positions"][pct],
+                     "≤ 20 ms" if pct == "p99" else "")
+                )  # fmt: skip
+            out.append(
+                (f"{scale_name}: position p99 during alerts (ms)",
+                 s["positions_during_alerts"]["p99"], f["positions_during_alerts"]["p99"], "")
+            )  # fmt: skip
+            out.append(
+                (f"{scale_name}: sustained position updates (/s)",
+                 s["position_ramp"]["sustained_rate"], f["position_ramp"]["sustained_rate"],
+                 "≥ 8,000")
+            )  # fmt: skip
+        if "ws_offer" in s:
+            for pct in ("p50", "p99", "max"):
+                out.append((f"{scale_name}: alert → WebSocket offer {pct} (ms)",
+                            s["ws_offer"][pct], None, ""))  # fmt: skip
+        out.append(
+            (f"{scale_name}: max worker RSS (MiB)",
+             s["memory"]["max_worker_rss_mib"], f["memory"]["max_worker_rss_mib"], "")
+        )  # fmt: skip
+        out.append(
+            (f"{scale_name}: Redis used memory (MiB)",
+             round(s["memory"]["used_memory"] / 1048576, 1), None, "")
+        )  # fmt: skip
+    return out
+
+
+async def versions(o: Options) -> tuple[str | None, str | None]:
+    """PostgreSQL's and Redis's server versions."""
+    conn = await asyncpg.connect(data.with_database(o.database_url, "postgres"))
+    try:
+        pg = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    redis = Redis.from_url(o.redis_url)
+    try:
+        rv = (await redis.info("server"))["redis_version"]
+    finally:
+        await redis.aclose()
+    return str(pg), str(rv)
+
+
+async def run(o: Options, argv: list[str]) -> dict[str, Any]:
+    """The whole benchmark; returns (and writes) the results."""
+    pg, rv = await versions(o)
+    results: dict[str, Any] = {
+        "command": "python -m bench " + " ".join(argv),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": stats.machine(pg, rv),
+        "options": {
+            "workers": o.workers, "worker_class": o.worker_class, "scale": o.scale,
+            "alerts": o.alerts,
+            "alert_concurrency": o.alert_concurrency, "position_rate": o.position_rate,
+            "position_procs": o.position_procs, "seed": o.seed,
+            "position_ttl_s": POSITION_TTL_S,
+        },
+        "scales": {},
+    }  # fmt: skip
+    o.out.parent.mkdir(parents=True, exist_ok=True)
+    # The province scale is measured for the alert alone (issue 4, item 2).
+    full = o.scale != "province"
+    results["scales"][o.scale] = await measure_scale(o, data.SCALES[o.scale], full=full)
+    _write(o.out, results)
+    if o.province and o.scale == "qingdao":
+        results["scales"]["province"] = await measure_scale(o, data.SCALES["province"], full=False)
+    results["table"] = stats.table(rows(results))
+    _write(o.out, results)
+    print(results["table"])
+    _say(f"results written to {o.out}")
+    return results
+
+
+def _write(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,115 @@
+"""Start an app under gunicorn as deployed, wait until it is ready, read its workers' memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gunicorn:
+    """One gunicorn master with N aiohttp workers."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        workers: int,
+        env: dict[str, str],
+        log: Path,
+        worker_class: str = "aiohttp.GunicornWebWorker",
+    ) -> None:
+        self.app = app
+        self.workers = workers
+        self.worker_class = worker_class
+        self.port = free_port()
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, ready_path: str = "/readyz", timeout_s: float = 60.0) -> None:
+        """Start and wait until every worker answers (gunicorn forks them one by one)."""
+        cmd = [
+            sys.executable, "-m", "gunicorn", self.app,
+            "--worker-class", self.worker_class,
+            "--workers", str(self.workers),
+            "--bind", f"127.0.0.1:{self.port}",
+            "--log-level", "warning",
+            "--graceful-timeout", "5",
+        ]  # fmt: skip
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn {self.app} exited; see {self.log}")
+            if len(self.worker_pids()) == self.workers and self._ready(ready_path):
+                # A few more probes so every worker has finished its start-up.
+                if all(self._ready(ready_path) for _ in range(self.workers * 4)):
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"gunicorn {self.app} not ready within {timeout_s:.0f} s; see {self.log}"
+        )
+
+    def _ready(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def worker_pids(self) -> list[int]:
+        """The workers' process ids (children of the master)."""
+        if self.proc is None:
+            return []
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except OSError:
+            return []
+
+    def rss_kib(self) -> list[int]:
+        """Each worker's resident set size in KiB (VmRSS)."""
+        sizes = []
+        for pid in self.worker_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]))
+            except OSError:
+                continue
+        return sizes
+
+    def stop(self) -> None:
+        """Stop the master and its workers (SIGTERM, then SIGKILL after 15 s)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

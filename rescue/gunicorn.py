@@ -1,0 +1,21 @@
+"""The gunicorn entry point: several workers, each one aiohttp application.
+
+    gunicorn rescue.gunicorn:app_factory --worker-class aiohttp.GunicornWebWorker \\
+        --workers 2 --bind 127.0.0.1:8080
+
+Settings come from the environment, read in each worker at start-up.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rescue.app import create_app
+from rescue.logs import configure_logging
+from rescue.settings import Settings
+
+
+async def app_factory() -> web.Application:
+    """One worker's application (gunicorn calls this in every worker)."""
+    configure_logging()
+    return create_app(settings=Settings.from_env())

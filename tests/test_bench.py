@@ -1,0 +1,49 @@
+"""The benchmark runs end to end at a tiny scale and writes its results (no timings checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(240)
+def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.json"
+    env = {**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL}
+    args = [
+        sys.executable, "-m", "bench", "--scale", "tiny", "--workers", "1", "--skip-province",
+        # Its own database and Redis db: never the demo's, never the other tests'.
+        "--database", "rescue_bench_tiny", "--redis-db", "8",
+        "--alerts", "10", "--ramp-start", "50", "--ramp-max", "50", "--ramp-step-s", "1",
+        "--ws-alerts", "1", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert {"command", "machine", "options", "scales", "table"} <= results.keys()
+    assert results["machine"]["nproc"] >= 1
+    scale = results["scales"]["tiny"]
+    assert scale["loaded"]["aeds"] == 50
+    assert scale["loaded"]["volunteers_on_duty"] == 500
+    for target in ("service", "floor"):
+        figures = scale[target]
+        assert figures["alert_alone"]["count"] == 10
+        assert figures["alert_alone"]["errors"] == 0, figures["alert_alone"]["statuses"]
+        assert figures["alert_under_positions"]["count"] == 10
+        assert figures["positions_during_alerts"]["count"] > 0
+        assert figures["position_ramp"]["steps"]
+        assert len(figures["memory"]["workers_rss_kib"]) == 1
+        assert figures["memory"]["used_memory"] > 0
+    assert "ws_offer" in scale["service"]
+    assert "| tiny: alert p99 alone (ms) |" in results["table"]

@@ -121,9 +121,14 @@ def decode_cursor(request: web.Request) -> str | None:
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        decoded = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+        last_id = decoded.decode()
     except (ValueError, UnicodeDecodeError):
-        raise invalid("cursor", "is not a cursor this service issued") from None
+        last_id = ""
+    # Only a cursor this service could have issued round-trips exactly.
+    if not last_id or encode_cursor(last_id) != raw:
+        raise invalid("cursor", "is not a cursor this service issued")
+    return last_id
 
 
 def page(items: list[Any], ids: list[str], limit: int) -> dict[str, Any]:

@@ -77,3 +77,10 @@ async def test_dispatch_center_validation(client: TestClient) -> None:
         "/v1/dispatch-centers", data="name=x", headers={**ADMIN, "Content-Type": "text/plain"}
     )
     assert resp.status == 415
+
+
+async def test_garbage_cursor_is_a_400_naming_the_field(client: TestClient) -> None:
+    for cursor in ("%%%", "not-base64!", "YQ=="):
+        resp = await client.get("/v1/aeds", params={"cursor": cursor}, headers=ADMIN)
+        assert resp.status == 400, cursor
+        assert (await resp.json())["error"]["details"][0]["field"] == "cursor"

@@ -10,7 +10,10 @@ SERVICES := $(BIN)/python scripts/services.py
 run: $(STAMP) ## the service with the embedded Qingdao demo data
 	RESCUE_DEMO=1 $(SERVICES) -- $(BIN)/python -m rescue demo run
 
-test: $(STAMP) ## the whole test suite against real PostgreSQL and Redis
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test: $(STAMP) $(CHROMIUM) ## the whole test suite against real PostgreSQL and Redis
 	$(SERVICES) --test -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## the benchmarks (see BENCHMARKS.md)
@@ -26,6 +29,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 install: $(STAMP)
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`);
+# the CJK fonts make the Chinese pages render in screenshots.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -21,6 +21,7 @@ from rescue.metrics import Metrics
 from rescue.middleware import auth_middleware, error_middleware, metrics_middleware
 from rescue.ops import routes as ops_routes
 from rescue.settings import Settings
+from rescue.ui import routes as ui_routes
 from rescue.typedefs import (
     area_key,
     auth_key,
@@ -85,6 +86,7 @@ def create_app(*, settings: Settings | None = None, background: bool = True) -> 
     app.router.add_routes(ops_routes)
     app.router.add_routes(center_routes)
     app.router.add_routes(aed_routes)
+    app.router.add_routes(ui_routes)
     app[background_key] = background
     install_bus(app)
     setup_volunteers(app)

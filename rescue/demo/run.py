@@ -74,6 +74,7 @@ async def prepare_demo(settings: Settings) -> Settings:
         "",
         "AED rescue network: synthetic Qingdao demo (1,983 AEDs, 110,000 volunteers)",
         f"  service         {base}   (health {base}/readyz, API {base}/openapi.json)",
+        f"  consoles        {base}/ui/   (admin, dispatch, volunteer)",
         f"  admin token     {settings.admin_token}",
         f"  dispatch key    {api_key}   (center {center_id})",
     ]

@@ -29,7 +29,7 @@ from tests.dispatch.receiver import Receiver
 from tests.helpers import bearer, create_center, wait_until
 
 FAST = {"callback_backoff_base_s": 0.01, "callback_backoff_max_s": 0.05}
-CALLBACKS_PATH = "/v1/incidents/{id}/callbacks"
+CALLBACKS_PATH = "/v1/incidents/{incident_id}/callbacks"
 
 
 @dataclass(frozen=True)
@@ -506,9 +506,10 @@ async def test_the_callbacks_of_an_incident_are_listed_with_their_attempts(
     assert [i["event_id"] for i in page2["items"]] == [events[1].id]
     assert page2["next_cursor"] is None
 
+    # Another center's incident does not exist for it (as for GET /v1/incidents/{id}).
     resp = await api.get(path, headers=bearer(other["api_key"]))
-    assert resp.status == 403
-    assert (await resp.json())["error"]["code"] == "forbidden"
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
     resp = await api.get("/v1/incidents/inc_missing/callbacks", headers=ADMIN)
     assert resp.status == 404
     assert (await resp.json())["error"]["code"] == "not_found"

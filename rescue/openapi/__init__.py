@@ -6,10 +6,10 @@ import copy
 import functools
 from typing import Any
 
-from rescue.openapi import aeds, common, dispatch, ops, volunteers
+from rescue.openapi import aeds, callbacks, common, dispatch, ops, volunteers
 
 # Each module contributes `PATHS` (path -> operations) and `SCHEMAS` (component schemas).
-_MODULES: list[Any] = [ops, common, aeds, volunteers, dispatch]
+_MODULES: list[Any] = [ops, common, aeds, volunteers, dispatch, callbacks]
 
 
 def register(module: Any) -> None:

@@ -10,9 +10,12 @@ from dispatch import fanout
 from dispatch.callbacks import routes as callback_routes
 from dispatch.callbacks import setup_callbacks
 from dispatch.escalation import escalation_ctx
+from dispatch.guidance.setup import setup as setup_guidance
+from dispatch.mission_routes import routes as mission_routes
 from dispatch.models import DispatchConfig, PlanStrategy
 from dispatch.offer_routes import routes as offer_routes
 from dispatch.planner import DEFAULT_STRATEGY
+from dispatch.reports import routes as report_routes
 from dispatch.routes import routes as incident_routes
 from dispatch.tokens import derive_token_key
 from rescue.settings import Settings
@@ -53,7 +56,10 @@ def setup(app: web.Application, *, strategy: PlanStrategy = DEFAULT_STRATEGY) ->
     app.router.add_routes(incident_routes)
     app.router.add_routes(offer_routes)
     app.router.add_routes(callback_routes)
+    app.router.add_routes(report_routes)
+    app.router.add_routes(mission_routes)
     app.cleanup_ctx.append(escalation_ctx(config))
+    setup_guidance(app)
     if bus_key not in app:
         logger.error("no event bus installed: phones and 120 will not hear about incidents")
         return

@@ -86,6 +86,42 @@ def _crs(raw: str) -> Crs:
         raise ValueError("expected wgs84, gcj02 or bd09") from exc
 
 
+# The markers a volunteer can report (API.md), which reward rules may name.
+_REWARD_MARKERS = frozenset(
+    {
+        "aed_collected",
+        "arrived",
+        "cpr_started",
+        "aed_arrived",
+        "pads_attached",
+        "shock_delivered",
+        "rosc",
+        "handed_over",
+    }
+)
+
+
+def _reward_rules(raw: str) -> tuple[tuple[str, ...], ...]:
+    """Comma-separated rules, any of which makes a mission eligible; `a+b`: both needed."""
+    rules = []
+    for text in raw.split(","):
+        markers = tuple(m.strip() for m in text.split("+"))
+        if not text.strip() or any(m not in _REWARD_MARKERS for m in markers):
+            raise ValueError(
+                "expected rules like 'arrived,pads_attached' or 'arrived+cpr_started' made of "
+                + ", ".join(sorted(_REWARD_MARKERS))
+            )
+        rules.append(markers)
+    return tuple(rules)
+
+
+def _metronome(raw: str) -> int:
+    value = int(raw)
+    if not 100 <= value <= 120:
+        raise ValueError("must be a compression rate from 100 to 120 per minute")
+    return value
+
+
 def _token(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters")
@@ -131,6 +167,13 @@ class Settings:
     bus_max_deliveries: int = 10
     callback_backoff_base_s: float = 1.0
     callback_backoff_max_s: float = 300.0
+    # Volunteers' protection (dispatch/missions.py): a mission earns the reward when any rule
+    # is met (a rule: markers that must all be reported); insurance covers from acceptance
+    # until hand-over, withdrawal or the incident's end, plus this margin.
+    reward_rules: tuple[tuple[str, ...], ...] = (("arrived",),)
+    insurance_margin_s: int = 3600
+    # The guidance session's metronome (compressions per minute).
+    metronome_per_min: int = 110
 
     @property
     def travel_model(self) -> TravelModel:
@@ -227,6 +270,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "bus_max_deliveries": ("RESCUE_BUS_MAX_DELIVERIES", _positive_int),
     "callback_backoff_base_s": ("RESCUE_CALLBACK_BACKOFF_BASE_S", _positive_float),
     "callback_backoff_max_s": ("RESCUE_CALLBACK_BACKOFF_MAX_S", _positive_float),
+    "reward_rules": ("RESCUE_REWARD_RULES", _reward_rules),
+    "insurance_margin_s": ("RESCUE_INSURANCE_MARGIN_S", _non_negative_int),
+    "metronome_per_min": ("RESCUE_METRONOME_PER_MIN", _metronome),
 }
 
 VARIABLES = {variable: name for name, (variable, _) in _VARIABLES.items()}

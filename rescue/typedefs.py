@@ -9,6 +9,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 if TYPE_CHECKING:
+    from dispatch.guidance.hub import GuidanceHub
+    from dispatch.guidance.models import GuidanceConfig
     from dispatch.models import DispatchConfig
     from geo import AedIndex, ServiceArea
     from rescue.aeds.sync import AedSync
@@ -30,3 +32,5 @@ background_key: web.AppKey[bool] = web.AppKey("background", bool)
 bus_key: web.AppKey[Bus] = web.AppKey("bus")
 phone_hub_key: web.AppKey[PhoneHub] = web.AppKey("phone_hub")
 dispatch_key: web.AppKey[DispatchConfig] = web.AppKey("dispatch")
+guidance_key: web.AppKey[GuidanceConfig] = web.AppKey("guidance")
+guidance_hub_key: web.AppKey[GuidanceHub] = web.AppKey("guidance_hub")

@@ -6,10 +6,10 @@ import copy
 import functools
 from typing import Any
 
-from rescue.openapi import aeds, callbacks, common, dispatch, ops, volunteers
+from rescue.openapi import aeds, callbacks, common, dispatch, guidance, ops, volunteers
 
 # Each module contributes `PATHS` (path -> operations) and `SCHEMAS` (component schemas).
-_MODULES: list[Any] = [ops, common, aeds, volunteers, dispatch, callbacks]
+_MODULES: list[Any] = [ops, common, aeds, volunteers, dispatch, callbacks, guidance]
 
 
 def register(module: Any) -> None:

@@ -1,0 +1,1 @@
+"""Remote guidance: one session per incident, shared by the dispatcher and the responders."""

@@ -17,14 +17,14 @@ from rescue.settings import Settings, SettingsError
 logger = logging.getLogger(__name__)
 
 
-def _settings(*, demo: bool = False) -> Settings:
+def _settings(*, demo: bool = False, serving: bool = True) -> Settings:
     import os
 
     env = dict(os.environ)
     if demo:
         env["RESCUE_DEMO"] = "1"
     try:
-        return Settings.from_env(env)
+        return Settings.from_env(env, require_admin_token=serving)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         serve(_settings())
     elif args.command == "migrate":
-        asyncio.run(_migrate(_settings()))
+        asyncio.run(_migrate(_settings(serving=False)))
     elif args.command == "demo" and args.demo_command == "load":
         asyncio.run(_demo_load(_settings(demo=True)))
     elif args.command == "demo" and args.demo_command == "run":
@@ -113,4 +113,4 @@ def main(argv: list[str] | None = None) -> None:
         if not args.file.is_file():
             print(f"error: no such file: {args.file}", file=sys.stderr)
             raise SystemExit(2)
-        raise SystemExit(asyncio.run(_aeds_import(_settings(), args.file)))
+        raise SystemExit(asyncio.run(_aeds_import(_settings(serving=False), args.file)))

@@ -198,8 +198,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from the environment; a bad value names its variable."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, require_admin_token: bool = True
+    ) -> Settings:
+        """Read every setting from the environment; a bad value names its variable.
+
+        Only serving needs the admin token: maintenance commands (migrate, imports) do not.
+        """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for name, (variable, parse) in _VARIABLES.items():
@@ -221,6 +226,8 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"travel model settings are invalid: {exc}") from None
         if not settings.admin_token:
+            if not settings.demo and not require_admin_token:
+                return settings
             if not settings.demo:
                 raise SettingsError(
                     "RESCUE_ADMIN_TOKEN is not set: set it to a secret of at least 16 characters "

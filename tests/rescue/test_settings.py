@@ -64,3 +64,8 @@ def test_every_variable_is_in_the_readme_table() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     missing = [variable for variable in VARIABLES if f"`{variable}`" not in readme]
     assert missing == []
+
+
+def test_maintenance_commands_do_not_need_the_admin_token() -> None:
+    settings = Settings.from_env({}, require_admin_token=False)
+    assert settings.admin_token == ""

@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from rescue.auth import Role, bearer_token, hash_token, principal_of, requires
 from rescue.errors import ApiError, unavailable
+from rescue.pubsub import CLOSE_TOO_SLOW as CLOSE_TOO_SLOW  # re-exported
+from rescue.pubsub import ChannelHub, QueuedSocket
 from rescue.typedefs import auth_key, metrics_key, phone_hub_key, redis_key
 from volunteers import positions
 from volunteers.constants import PHONE_CHANNEL_PREFIX, TOKEN_REVOKED_CHANNEL, phone_channel
@@ -32,13 +33,9 @@ routes = web.RouteTableDef()
 HEARTBEAT_S = 25.0
 # Close code for a socket whose token was rotated (4000-4999: application codes).
 CLOSE_TOKEN_REVOKED = 4001
-# Close code when a phone reads too slowly and its queue overflows (it reconnects and
-# fetches GET /v1/me/offers).
-CLOSE_TOO_SLOW = 4008
+# A phone whose queue overflows is closed with CLOSE_TOO_SLOW; it reconnects and fetches
+# GET /v1/me/offers.
 _QUEUE_SIZE = 256
-_SUBSCRIBE_WAIT_S = 2.0
-_READ_TIMEOUT_S = 5.0
-_MAX_BACKOFF_S = 5.0
 
 
 async def push_to_phone(redis: Redis, volunteer_id: str, message: dict[str, Any]) -> int:
@@ -56,165 +53,37 @@ async def publish_token_revoked(
     await redis.publish(TOKEN_REVOKED_CHANNEL, json.dumps(message))
 
 
-class PhoneSocket:
+class PhoneSocket(QueuedSocket[str]):
     """One open phone socket and its outbound queue (a slow phone never blocks the hub)."""
 
     def __init__(self, ws: web.WebSocketResponse, *, token_hash: bytes) -> None:
-        self.ws = ws
+        super().__init__(ws, queue_size=_QUEUE_SIZE, kind="phone")
         self.token_hash = token_hash
-        self._queue: asyncio.Queue[str] = asyncio.Queue(_QUEUE_SIZE)
-        self._closing: asyncio.Task[Any] | None = None
 
     def offer(self, data: str) -> None:
         """Queue a message for this phone (closing the socket if it has fallen too far behind)."""
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:
-            logger.warning("phone socket too slow, closing it")
-            self.close_soon(CLOSE_TOO_SLOW, "too slow")
-
-    def close_soon(self, code: int, reason: str) -> None:
-        """Close the socket from outside its handler."""
-        if self._closing is None and not self.ws.closed:
-            self._closing = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+        self._put(data)
 
     async def pump(self) -> None:
         """Send queued messages in order (the socket's only writer after hello) until cancelled."""
         while True:
-            data = await self._queue.get()
-            try:
-                await self.ws.send_str(data)
-            except (ConnectionError, RuntimeError):
+            if not await self._send(await self._queue.get()):
                 return  # the socket is closing; its handler cleans up
 
 
-class PhoneHub:
-    """This worker's phone sockets by volunteer, and the one subscription that feeds them."""
+class PhoneHub(ChannelHub[PhoneSocket]):
+    """This worker's phone sockets by volunteer, and the one subscription that feeds them (and
+    the token-revocation channel)."""
 
     def __init__(self, redis: Redis, *, on_revoked: Callable[[str], None]) -> None:
-        self._redis = redis
         self._on_revoked = on_revoked
-        self._sockets: dict[str, set[PhoneSocket]] = {}
-        self._subscribed: set[str] = set()
-        self._confirmed: dict[str, asyncio.Event] = {}
-        self._lock = asyncio.Lock()
-        self._pubsub: PubSub | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    def start(self) -> None:
-        """Start reading the subscription (reconnecting with backoff while Redis is down)."""
-        self._task = asyncio.create_task(self._run(), name="phone-hub")
-
-    async def stop(self) -> None:
-        """Close every socket and the subscription."""
-        self._stop.set()
-        await self.close_all()
-        if self._task is not None:
-            # The flag ends the loop even if Python 3.11's wait_for (used inside redis-py)
-            # swallows the cancellation.
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-
-    async def close_all(self) -> None:
-        """Close every socket this worker holds (shutdown)."""
-        sockets = [s for group in self._sockets.values() for s in group]
-        await asyncio.gather(
-            *(s.ws.close(code=1001, message=b"server shutdown") for s in sockets),
-            return_exceptions=True,
+        super().__init__(
+            redis,
+            name="phone hub",
+            prefix=PHONE_CHANNEL_PREFIX,
+            dispatch=_to_every_socket,
+            fixed={TOKEN_REVOKED_CHANNEL: self._revoked},
         )
-
-    async def attach(self, volunteer_id: str, socket: PhoneSocket) -> None:
-        """Add a socket; returns once Redis confirmed the subscription (or after a short wait)."""
-        self._sockets.setdefault(volunteer_id, set()).add(socket)
-        channel = phone_channel(volunteer_id)
-        await self._reconcile(channel)
-        # Before the reader's first (re)subscription the event is created here and set when
-        # that subscription is confirmed.
-        confirmed = self._confirmed.setdefault(channel, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_SUBSCRIBE_WAIT_S):
-                await confirmed.wait()
-
-    async def detach(self, volunteer_id: str, socket: PhoneSocket) -> None:
-        """Remove a socket; the last one of a volunteer ends the subscription."""
-        group = self._sockets.get(volunteer_id)
-        if group is not None:
-            group.discard(socket)
-            if not group:
-                del self._sockets[volunteer_id]
-        await self._reconcile(phone_channel(volunteer_id))
-
-    async def _reconcile(self, channel: str) -> None:
-        """Make the subscription match the sockets held (serialized: add/remove may race)."""
-        async with self._lock:
-            wanted = channel[len(PHONE_CHANNEL_PREFIX) :] in self._sockets
-            if self._pubsub is None or wanted == (channel in self._subscribed):
-                return
-            try:
-                if wanted:
-                    self._confirmed.setdefault(channel, asyncio.Event())
-                    await self._pubsub.subscribe(channel)
-                    self._subscribed.add(channel)
-                else:
-                    self._subscribed.discard(channel)
-                    self._confirmed.pop(channel, None)
-                    await self._pubsub.unsubscribe(channel)
-            except (RedisError, OSError) as exc:
-                # The reader loop resubscribes everything once Redis is back.
-                logger.warning("phone hub could not (un)subscribe: %r", exc)
-
-    async def _resubscribe_all(self) -> None:
-        async with self._lock:
-            if self._pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()
-            self._pubsub = self._redis.pubsub()
-            self._subscribed.clear()
-            channels = [phone_channel(v) for v in self._sockets]
-            for channel in channels:
-                self._confirmed.setdefault(channel, asyncio.Event())
-            await self._pubsub.subscribe(TOKEN_REVOKED_CHANNEL, *channels)
-            self._subscribed.update(channels)
-
-    async def _run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                await self._resubscribe_all()
-                assert self._pubsub is not None
-                backoff = 0.1
-                while not self._stop.is_set():
-                    message = await self._pubsub.get_message(timeout=_READ_TIMEOUT_S)
-                    if message is not None:
-                        self._handle(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep the hub alive through any Redis failure
-                if self._stop.is_set():
-                    return
-                logger.warning("phone hub subscription lost (%r); retrying in %.1fs", exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(backoff):
-                        await self._stop.wait()
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind, channel = message["type"], message["channel"]
-        if kind == "subscribe":
-            event = self._confirmed.get(channel)
-            if event is not None:
-                event.set()
-        elif kind == "message" and channel == TOKEN_REVOKED_CHANNEL:
-            self._revoked(message["data"])
-        elif kind == "message" and channel.startswith(PHONE_CHANNEL_PREFIX):
-            volunteer_id = channel[len(PHONE_CHANNEL_PREFIX) :]
-            for socket in list(self._sockets.get(volunteer_id, ())):
-                socket.offer(message["data"])
 
     def _revoked(self, data: str) -> None:
         try:
@@ -225,9 +94,15 @@ class PhoneHub:
             logger.warning("ignoring a malformed token revocation message")
             return
         self._on_revoked(subject)
-        for socket in list(self._sockets.get(subject, ())):
+        for socket in self.sockets_of(subject):
             if revoked is not None and socket.token_hash == revoked:
                 socket.close_soon(CLOSE_TOKEN_REVOKED, "token revoked")
+
+
+def _to_every_socket(volunteer_id: str, sockets: list[PhoneSocket], data: str) -> None:
+    """A message for a volunteer goes to all of its phones."""
+    for socket in sockets:
+        socket.offer(data)
 
 
 async def phone_hub_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ import secrets
 import socket
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict, Unpack
 
 import asyncpg
 from redis.asyncio import Redis
@@ -34,54 +34,39 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+class BusOptions(TypedDict, total=False):
+    """The tuning options of a Bus (keyword arguments of Bus() and Bus.unbound()); the
+    defaults are those of Bus._configure."""
+
+    stream: str
+    consumer_name: str | None
+    claim_idle_ms: int
+    block_ms: int
+    metrics: Metrics | None
+    max_deliveries: int
+    poll_interval_s: float
+    retention: timedelta
+    purge_after: timedelta
+    cleanup_interval_s: float
+    maxlen: int
+    dead_maxlen: int
+    batch_size: int
+    read_count: int
+    backoff_base_s: float
+    backoff_max_s: float
+
+
 class Bus:
     """The event bus of one worker: a relay plus a consumer per subscribed group."""
 
     def __init__(
-        self,
-        *,
-        pool: asyncpg.Pool,
-        redis: Redis,
-        dsn: str,
-        stream: str = STREAM,
-        consumer_name: str | None = None,
-        claim_idle_ms: int = 30_000,
-        block_ms: int = 1000,
-        metrics: Metrics | None = None,
-        max_deliveries: int = 10,
-        poll_interval_s: float = 1.0,
-        retention: timedelta = timedelta(hours=24),
-        purge_after: timedelta = timedelta(days=7),
-        cleanup_interval_s: float = 600.0,
-        maxlen: int = 100_000,
-        dead_maxlen: int = 10_000,
-        batch_size: int = 100,
-        read_count: int = 10,
-        backoff_base_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        self, *, pool: asyncpg.Pool, redis: Redis, dsn: str, **options: Unpack[BusOptions]
     ) -> None:
-        self._configure(
-            stream=stream,
-            consumer_name=consumer_name,
-            claim_idle_ms=claim_idle_ms,
-            block_ms=block_ms,
-            metrics=metrics,
-            max_deliveries=max_deliveries,
-            poll_interval_s=poll_interval_s,
-            retention=retention,
-            purge_after=purge_after,
-            cleanup_interval_s=cleanup_interval_s,
-            maxlen=maxlen,
-            dead_maxlen=dead_maxlen,
-            batch_size=batch_size,
-            read_count=read_count,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-        )
+        self._configure(**options)
         self.bind(pool=pool, redis=redis, dsn=dsn)
 
     @classmethod
-    def unbound(cls, **options: Any) -> Bus:
+    def unbound(cls, **options: Unpack[BusOptions]) -> Bus:
         """A bus to subscribe on now and bind() later (install_bus); options as for Bus()."""
         bus = cls.__new__(cls)
         bus._configure(**options)

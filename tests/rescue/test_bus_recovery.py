@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -30,69 +29,14 @@ from rescue.bus import (
 from rescue.metrics import Metrics
 from rescue.settings import Settings
 from rescue.typedefs import background_key, bus_key, db_key, metrics_key, settings_key
-
-MakeBus = Callable[..., Bus]
-
-
-async def wait_until(
-    predicate: Callable[[], Any], *, what: str = "condition", timeout: float = 10.0
-) -> Any:
-    """Poll until the predicate (sync or async) is truthy; fail after the timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def bus_pool(pg: asyncpg.Connection, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=10)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def make_bus(
-    bus_pool: asyncpg.Pool, redis: Redis, settings: Settings
-) -> AsyncIterator[MakeBus]:
-    """Buses (workers) on the test database and Redis, with short timings; stopped after."""
-    buses: list[Bus] = []
-
-    def make(**options: Any) -> Bus:
-        options = {
-            "block_ms": 100,
-            "claim_idle_ms": 200,
-            "poll_interval_s": 0.05,
-            "backoff_base_s": 0.01,
-            "backoff_max_s": 0.2,
-            "redis": redis,
-            **options,
-        }
-        bus = Bus(pool=bus_pool, dsn=settings.database_url, **options)
-        buses.append(bus)
-        return bus
-
-    yield make
-    for bus in buses:
-        await bus.stop()
-
-
-async def first_pass_done(redis: Redis, bus: Bus) -> bool:
-    """Whether the bus's relay finished its first pass (a replay into an empty Redis)."""
-    epoch = await redis.get(bus.epoch_key)
-    return epoch is not None and epoch.startswith("epo_")
-
-
-async def emit_committed(conn: asyncpg.Connection, **kwargs: Any) -> Event:
-    async with conn.transaction():
-        return await emit(conn, **kwargs)
+from tests.rescue.bus_support import (
+    MakeBus,
+    bus_pool_fixture,  # noqa: F401 (a fixture)
+    emit_committed,
+    first_pass_done,
+    make_bus_fixture,  # noqa: F401 (a fixture)
+    wait_until,
+)
 
 
 async def pending(redis: Redis, bus: Bus, group: str) -> dict[str, Any]:

@@ -20,10 +20,26 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: nothing to reset.
+
+    asyncpg still rolls back an open transaction and drops listeners before calling this; the
+    default reset would add a round trip (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) to
+    every release, on the alert's path too. This service keeps no session state on pooled
+    connections: advisory locks are transaction-level, settings are SET LOCAL, and LISTEN runs
+    on dedicated connections.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A connection pool with JSON codecs installed."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=30,
     )
     assert pool is not None
     return pool

@@ -17,11 +17,13 @@ from typing import Any
 import aiohttp
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from bench import data, stats
 from bench.floor import CREATE_TABLE
 from bench.server import ROOT, Gunicorn
 from rescue.area import load_service_area
+from rescue.bus import STREAM
 from volunteers.constants import META
 
 logger = logging.getLogger("bench")
@@ -223,6 +225,18 @@ async def redis_memory(redis_url: str) -> dict[str, int]:
     }
 
 
+async def bus_lag(redis_url: str) -> dict[str, int]:
+    """Events of the bus stream each consumer group has not read yet."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        groups = await redis.xinfo_groups(STREAM)
+    except ResponseError:  # no stream yet
+        return {}
+    finally:
+        await redis.aclose()
+    return {str(g["name"]): int(g.get("lag") or 0) for g in groups}
+
+
 async def on_duty(redis_url: str) -> int:
     """How many volunteers are checked in (a check that nobody else flushed the bench db)."""
     redis = Redis.from_url(redis_url)
@@ -323,6 +337,11 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
                 _say(f"{scale.name} {name}: position ramp")
                 figures["position_ramp"] = await position_ramp(t, riders, o)
                 if name == "service" and o.ws_alerts:
+                    # Offers reach phones through the bus: events still queued from the load
+                    # above delay them (the figure then measures the backlog, not the path).
+                    figures["bus_lag_before_ws"] = lag = await bus_lag(o.redis_url)
+                    if any(lag.values()):
+                        _say(f"WARNING: bus consumers still behind by {lag} events")
                     _say(f"{scale.name} {name}: alert -> WebSocket offer x{o.ws_alerts}")
                     figures["ws_offer"] = await ws_latency(t, ws_rider, o, tag)
             figures["on_duty_at_end"] = await on_duty(o.redis_url)

@@ -33,8 +33,10 @@ class Gunicorn:
         env: dict[str, str],
         log: Path,
         worker_class: str = "aiohttp.GunicornWebWorker",
+        cwd: Path = ROOT,
     ) -> None:
         self.app = app
+        self.cwd = cwd
         self.workers = workers
         self.worker_class = worker_class
         self.port = free_port()
@@ -59,7 +61,7 @@ class Gunicorn:
         ]  # fmt: skip
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=out)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

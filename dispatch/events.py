@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 
 from dispatch import queries
-from rescue.bus import Event, emit
+from rescue.bus import Event
+from rescue.bus.outbox import emit_many, new_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,20 @@ async def add_entries(
     )
 
 
+def incident_events(
+    incident: IncidentRef,
+    events: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    at: dt.datetime | None = None,
+) -> list[Event]:
+    """The incident's events, validated, not yet emitted."""
+    common = incident.common()
+    return [
+        new_event(type=type_, data={**common, **data}, key=incident.id, at=at)
+        for type_, data in events
+    ]
+
+
 async def emit_all(
     conn: asyncpg.Connection,
     incident: IncidentRef,
@@ -84,12 +99,8 @@ async def emit_all(
     *,
     at: dt.datetime | None = None,
 ) -> list[Event]:
-    """Emit the incident's events, in order, into the outbox."""
-    common = incident.common()
-    return [
-        await emit(conn, type=type_, data={**common, **data}, key=incident.id, at=at)
-        for type_, data in events
-    ]
+    """Emit the incident's events, in order, into the outbox (one round trip)."""
+    return await emit_many(conn, incident_events(incident, events, at=at))
 
 
 async def record(

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-# The whole new incident in one statement (one round trip): the incident, its offers, the
-# guidance session with its dispatcher, the first timeline entries. ON CONFLICT settles
-# concurrent identical alerts: the losers insert nothing and read the winner's row.
-# set_config(..., true) is SET LOCAL: this transaction commits durably whatever the session
-# default is.
-INSERT_ALERT = """
-WITH inc AS (
+from rescue.bus.constants import NOTIFY_CHANNEL
+
+# The whole new incident in one statement, in one implicit transaction (one round trip, no
+# BEGIN/COMMIT): the incident, its offers, the guidance session with its dispatcher, the first
+# timeline entries and its outbox events with their NOTIFY (the same insert as
+# rescue.bus.outbox.EMIT_MANY, params $25-$29 from outbox_rows). ON CONFLICT settles concurrent
+# identical alerts: the losers insert nothing and read the winner's row. Nothing is inserted
+# unless every offered volunteer ($24) is in the registry: a live position whose volunteer
+# PostgreSQL does not know (Redis outlived a rebuilt database) must not fail the alert, so the
+# caller plans again without them (known_ids). set_config(..., true) is SET LOCAL: this
+# transaction commits durably whatever the session default is.
+INSERT_ALERT = f"""
+WITH known AS (
+    SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($24::text[])
+),
+inc AS (
     INSERT INTO incidents (id, center_id, external_id, request_hash, lat, lng, address,
         district, category, exercise, note, callback_url, reported_at, time_budget_s,
         budget_now_s, plan, next_escalation_at, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15,
-        $16::timestamptz + make_interval(secs => $17), $16::timestamptz)
+    SELECT $1::text, $2::text, $3::text, $4::bytea, $5::double precision,
+        $6::double precision, $7::text, $8::text, $9::text, $10::boolean, $11::text, $12::text,
+        $13::timestamptz, $14::integer, $14::integer, $15::jsonb,
+        $16::timestamptz + make_interval(secs => $17::double precision), $16::timestamptz
+    FROM known
+    WHERE cardinality(known.ids) = cardinality($24::text[])
     ON CONFLICT (center_id, external_id) DO NOTHING
     RETURNING id, created_at
 ),
@@ -25,9 +38,6 @@ new_offers AS (
         inc.created_at, inc.created_at + make_interval(secs => $18)
     FROM inc CROSS JOIN jsonb_to_recordset($19::jsonb) AS o(id text, volunteer_id text,
         role text, eta_s integer, distance_m integer, aed_id text, aed jsonb)
-    -- A live position whose volunteer is not in the registry (Redis outlived a rebuilt
-    -- database) must not fail the alert: no offer for it (see FIX_PLAN).
-    JOIN volunteers v ON v.id = o.volunteer_id
     RETURNING id
 ),
 session AS (
@@ -48,15 +58,28 @@ entries AS (
     ) WITH ORDINALITY AS e(type, actor, data, n)
     ORDER BY e.n
     RETURNING id
+),
+events AS (
+    INSERT INTO outbox (event_id, type, key, data, occurred_at)
+    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at
+    FROM inc CROSS JOIN unnest($25::text[], $26::text[], $27::text[], $28::text[],
+        $29::timestamptz[]) WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
+    ORDER BY u.n
+    RETURNING id
 )
 SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT value FROM durable) AS synchronous_commit,
-       (SELECT coalesce(array_agg(id), '{}') FROM new_offers) AS offer_ids,
+       (SELECT ids FROM known) AS known_ids,
+       (SELECT count(*) FROM new_offers) AS offers,
        (SELECT count(*) FROM participant) AS participants,
-       (SELECT count(*) FROM entries) AS entries
+       (SELECT count(*) FROM entries) AS entries,
+       (SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
+        FROM (SELECT 1 FROM events LIMIT 1) AS one) AS notified
 """
 
-FIX_PLAN = "UPDATE incidents SET plan = $2 WHERE id = $1"
+# Which of these volunteer ids the registry knows (the rare re-plan of an alert).
+KNOWN_VOLUNTEERS = "SELECT coalesce(array_agg(id), '{}') FROM volunteers WHERE id = ANY($1::text[])"
+
 
 INCIDENT_BY_EXTERNAL_ID = """
 SELECT id, request_hash, plan, status FROM incidents WHERE center_id = $1 AND external_id = $2

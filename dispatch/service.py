@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatch import queries, render
 from dispatch.errors import ExternalIdConflict
-from dispatch.events import Entry, IncidentRef, emit_all, entry_data
+from dispatch.events import Entry, IncidentRef, entry_data, incident_events
 from dispatch.models import (
     INCIDENT_CREATED,
     OFFER_CREATED,
@@ -29,6 +29,7 @@ from dispatch.models import (
 from dispatch.tokens import participant_token
 from geo import AedIndex
 from rescue.auth import hash_token
+from rescue.bus.outbox import outbox_rows
 from rescue.ids import new_id
 from volunteers.positions import Candidate, search_candidates
 
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 SEARCH_TIMEOUT_S = 0.5
 SEARCH_LIMIT = 200
 DEGRADED_VOLUNTEERS = "volunteers"
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,34 +144,20 @@ def offer_summaries(rows: Sequence[dict[str, Any]], wave: int) -> list[dict[str,
     ]
 
 
-async def raise_alert(
-    *,
-    pool: asyncpg.Pool,
-    redis: Redis,
-    aeds: AedIndex,
-    config: DispatchConfig,
-    alert: Alert,
-) -> AlertResult:
-    """Plan and store a new incident, or answer the stored plan of a replayed alert."""
-    now = dt.datetime.now(dt.UTC)
-    at_local = local_time(now, config)
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A planned incident, rendered: its stored plan and the INSERT_ALERT parameters."""
+
+    stored: dict[str, Any]
+    volunteer_ids: list[str]
+    params: tuple[Any, ...]
+
+
+def _draft(
+    *, alert: Alert, config: DispatchConfig, search: Search, plan: Plan, now: dt.datetime
+) -> _Draft:
+    """Everything the one INSERT_ALERT statement stores, computed before the round trip."""
     budget = config.time_budget_s
-    search = await find_candidates(
-        redis, config, lat=alert.lat, lng=alert.lng, budget_s=budget, now=now, at_local=at_local
-    )
-    nearby = aeds.within(alert.lat, alert.lng, config.aed_radius_m(budget), at_local=at_local)
-    plan: Plan = config.strategy(
-        PlanInput(
-            lat=alert.lat,
-            lng=alert.lng,
-            budget_s=budget,
-            candidates=search.candidates,
-            aeds=nearby,
-            model=config.model,
-            offers_aed=config.offers_aed,
-            offers_cpr=config.offers_cpr,
-        )
-    )
     incident_id = new_id("inc")
     session_id = new_id("gs")
     participant_id = new_id("gp")
@@ -202,51 +190,92 @@ async def raise_alert(
     token = participant_token(
         config.token_key, session_id=session_id, participant_id=participant_id
     )
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            queries.INSERT_ALERT,
-            incident_id,
-            alert.center_id,
-            alert.external_id,
-            alert.request_hash,
-            alert.lat,
-            alert.lng,
-            alert.address,
-            alert.district,
-            alert.category,
-            alert.exercise,
-            alert.note,
-            alert.callback_url,
-            alert.reported_at,
-            budget,
-            stored,
-            now,
-            config.escalation_window_s,
-            config.offer_ttl_s,
-            offers,
-            session_id,
-            participant_id,
-            hash_token(token),
-            [{"type": e.type, "actor": e.actor, "data": entry_data(ref, e.data)} for e in entries],
-        )
-        if row["incident_id"] is None:
-            return await _replay(conn, alert)
-        if len(row["offer_ids"]) != len(offers):
-            stored, summaries = await _drop_unknown(conn, stored, summaries, row["offer_ids"])
-        created: dict[str, Any] = {
-            "time_budget_s": budget,
-            "district": alert.district,
-            "responders": len(summaries),
-            "aeds": len(stored["aeds"]),
-            "degraded": degraded,
-        }
-        await emit_all(
-            conn,
-            ref,
-            [(INCIDENT_CREATED, created), *((OFFER_CREATED, s) for s in summaries)],
-            at=now,
-        )
-    return AlertResult(created=True, plan=stored, status="open")
+    created: dict[str, Any] = {
+        "time_budget_s": budget,
+        "district": alert.district,
+        "responders": len(summaries),
+        "aeds": len(stored["aeds"]),
+        "degraded": degraded,
+    }
+    events = incident_events(
+        ref, [(INCIDENT_CREATED, created), *((OFFER_CREATED, s) for s in summaries)], at=now
+    )
+    volunteer_ids = [a.volunteer_id for a in plan.responders]
+    params = (
+        incident_id,
+        alert.center_id,
+        alert.external_id,
+        alert.request_hash,
+        alert.lat,
+        alert.lng,
+        alert.address,
+        alert.district,
+        alert.category,
+        alert.exercise,
+        alert.note,
+        alert.callback_url,
+        alert.reported_at,
+        budget,
+        stored,
+        now,
+        config.escalation_window_s,
+        config.offer_ttl_s,
+        offers,
+        session_id,
+        participant_id,
+        hash_token(token),
+        [{"type": e.type, "actor": e.actor, "data": entry_data(ref, e.data)} for e in entries],
+        volunteer_ids,
+        *outbox_rows(events),
+    )
+    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params)
+
+
+async def raise_alert(
+    *,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    aeds: AedIndex,
+    config: DispatchConfig,
+    alert: Alert,
+) -> AlertResult:
+    """Plan and store a new incident, or answer the stored plan of a replayed alert."""
+    now = dt.datetime.now(dt.UTC)
+    at_local = local_time(now, config)
+    budget = config.time_budget_s
+    search = await find_candidates(
+        redis, config, lat=alert.lat, lng=alert.lng, budget_s=budget, now=now, at_local=at_local
+    )
+    nearby = aeds.within(alert.lat, alert.lng, config.aed_radius_m(budget), at_local=at_local)
+    inp = PlanInput(
+        lat=alert.lat,
+        lng=alert.lng,
+        budget_s=budget,
+        candidates=search.candidates,
+        aeds=nearby,
+        model=config.model,
+        offers_aed=config.offers_aed,
+        offers_cpr=config.offers_cpr,
+    )
+    async with pool.acquire() as conn:
+        # Volunteers are never deleted, so one re-plan without the unknown ones settles it.
+        for _ in range(_ATTEMPTS):
+            draft = _draft(
+                alert=alert, config=config, search=search, plan=config.strategy(inp), now=now
+            )
+            row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params)
+            if row["incident_id"] is not None:
+                return AlertResult(created=True, plan=draft.stored, status="open")
+            if len(row["known_ids"]) == len(draft.volunteer_ids):
+                return await _replay(conn, alert)
+            candidates = [c.volunteer_id for c in search.candidates]
+            known = set(await conn.fetchval(queries.KNOWN_VOLUNTEERS, candidates))
+            unknown = frozenset(candidates) - known
+            logger.error(
+                "live positions of unknown volunteers %s left out of the plan", sorted(unknown)
+            )
+            inp = replace(inp, exclude=inp.exclude | unknown)
+    raise RuntimeError(f"alert {alert.external_id!r}: offered volunteers keep disappearing")
 
 
 async def _replay(conn: asyncpg.Connection, alert: Alert) -> AlertResult:
@@ -259,21 +288,6 @@ async def _replay(conn: asyncpg.Connection, alert: Alert) -> AlertResult:
     if bytes(existing["request_hash"]) != alert.request_hash:
         raise ExternalIdConflict(alert.external_id)
     return AlertResult(created=False, plan=existing["plan"], status=existing["status"])
-
-
-async def _drop_unknown(
-    conn: asyncpg.Connection,
-    stored: dict[str, Any],
-    summaries: list[dict[str, Any]],
-    inserted: Sequence[str],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Leave out of the plan the offers to volunteers the registry does not know."""
-    kept = set(inserted)
-    unknown = [s["volunteer_id"] for s in summaries if s["offer_id"] not in kept]
-    logger.error("live positions of unknown volunteers %s left out of the plan", unknown)
-    stored = {**stored, "responders": [r for r in stored["responders"] if r["offer_id"] in kept]}
-    await conn.execute(queries.FIX_PLAN, stored["incident_id"], stored)
-    return stored, [s for s in summaries if s["offer_id"] in kept]
 
 
 def _first_entries(

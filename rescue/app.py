@@ -7,21 +7,20 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
-from rescue.aeds.routes import routes as aed_routes
-from rescue.aeds.sync import aed_index_ctx
-from rescue.centers.routes import routes as center_routes
-from rescue.demo.fleet import fleet_ctx
 
 from dispatch.setup import setup as setup_dispatch
 from rescue import db
+from rescue.aeds.routes import routes as aed_routes
+from rescue.aeds.sync import aed_index_ctx
 from rescue.area import load_service_area
 from rescue.auth import Authenticator
 from rescue.bus import bus_ctx, install_bus
+from rescue.centers.routes import routes as center_routes
+from rescue.demo.fleet import fleet_ctx
 from rescue.metrics import Metrics
 from rescue.middleware import auth_middleware, error_middleware, metrics_middleware
 from rescue.ops import routes as ops_routes
 from rescue.settings import Settings
-from rescue.ui import routes as ui_routes
 from rescue.typedefs import (
     area_key,
     auth_key,
@@ -31,6 +30,7 @@ from rescue.typedefs import (
     redis_key,
     settings_key,
 )
+from rescue.ui import routes as ui_routes
 from volunteers.setup import setup as setup_volunteers
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +16,13 @@ from aiohttp import web
 
 from rescue.errors import ApiError
 
-# Positive lookups are cached briefly so a phone's position updates do not query PostgreSQL
-# every time; revocation (token rotation) clears the entry, see Authenticator.forget.
-_CACHE_TTL_S = 10.0
+# Positive lookups are cached so a phone's position updates do not query PostgreSQL (a 10 s
+# TTL made every active token miss every 10 s: ~9 % of a worker under 3,000 updates/s).
+# Revocation does not wait for the TTL: rotation forgets the entry here and publishes it to
+# the other workers (volunteers.channels, Redis pub/sub -> Authenticator.forget_subject). The
+# TTL only bounds a revocation that was not heard (Redis down at rotation, a worker
+# resubscribing at that moment).
+_CACHE_TTL_S = 300.0
 _CACHE_MAX = 200_000
 
 
@@ -85,7 +90,9 @@ class Authenticator:
                     principal = Principal(role, subject)
                     if len(self._cache) >= _CACHE_MAX:
                         self._cache.clear()
-                    self._cache[digest] = (now + _CACHE_TTL_S, principal)
+                    # Jittered, so the tokens cached together do not all expire together.
+                    ttl = _CACHE_TTL_S * (0.9 + 0.2 * random.random())
+                    self._cache[digest] = (now + ttl, principal)
                     return principal
         return None
 

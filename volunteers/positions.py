@@ -73,31 +73,50 @@ return out
 
 # KEYS: pos, seen, meta, engaged. ARGV: lng, lat, radius_m, count, min_seen.
 # Returns {stale, engaged, off_duty, {id, dist, lng, lat, seen, meta, ...}} nearest first.
+# GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
+# the circle, so a dense centre is searched at a quarter, then half of the radius first: when
+# a smaller circle already holds n members they are the n nearest (the same answer), found
+# in cells a fraction of the size. The per-member facts come in three batched calls.
 _SEARCH = """
-local hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-  'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4], 'WITHCOORD', 'WITHDIST')
+local radius = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
+local r = radius / 4
+local hits
+while true do
+  hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+    'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHCOORD', 'WITHDIST')
+  if #hits >= count or r >= radius then break end
+  r = math.min(radius, r * 2)
+end
+local seen, busy, metas = {}, {}, {}
+for first = 1, #hits, 1000 do
+  local ids = {}
+  for i = first, math.min(#hits, first + 999) do ids[#ids + 1] = hits[i][1] end
+  local s = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+  local b = redis.call('HMGET', KEYS[4], unpack(ids))
+  local m = redis.call('HMGET', KEYS[3], unpack(ids))
+  for j = 1, #ids do
+    seen[first + j - 1], busy[first + j - 1], metas[first + j - 1] = s[j], b[j], m[j]
+  end
+end
 local min_seen = tonumber(ARGV[5])
 local stale, engaged, off = 0, 0, 0
 local out = {}
-for _, hit in ipairs(hits) do
-  local id = hit[1]
-  local seen = redis.call('ZSCORE', KEYS[2], id)
-  if (not seen) or tonumber(seen) < min_seen then
+for i, hit in ipairs(hits) do
+  local s = seen[i]
+  if (not s) or tonumber(s) < min_seen then
     stale = stale + 1
-  elseif redis.call('HEXISTS', KEYS[4], id) == 1 then
+  elseif busy[i] then
     engaged = engaged + 1
+  elseif not metas[i] then
+    off = off + 1
   else
-    local meta = redis.call('HGET', KEYS[3], id)
-    if not meta then
-      off = off + 1
-    else
-      out[#out + 1] = id
-      out[#out + 1] = hit[2]
-      out[#out + 1] = hit[3][1]
-      out[#out + 1] = hit[3][2]
-      out[#out + 1] = seen
-      out[#out + 1] = meta
-    end
+    out[#out + 1] = hit[1]
+    out[#out + 1] = hit[2]
+    out[#out + 1] = hit[3][1]
+    out[#out + 1] = hit[3][2]
+    out[#out + 1] = s
+    out[#out + 1] = metas[i]
   end
 end
 return {stale, engaged, off, out}

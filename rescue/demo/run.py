@@ -1,4 +1,4 @@
-"""`make run`: migrate, load the demo when the inventory is empty, issue demo tokens, say how to try it."""
+"""`make run`: migrate, load the demo if the inventory is empty, issue demo tokens, say how."""
 
 from __future__ import annotations
 

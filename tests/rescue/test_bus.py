@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from rescue import db
 from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
-from rescue.settings import Settings
-
-MakeBus = Callable[..., Bus]
-
-
-async def wait_until(
-    predicate: Callable[[], Any], *, what: str = "condition", timeout: float = 10.0
-) -> Any:
-    """Poll until the predicate (sync or async) is truthy; fail after the timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+from rescue.bus.outbox import emit_many, new_event
+from tests.rescue.bus_support import (
+    MakeBus,
+    bus_pool_fixture,  # noqa: F401 (a fixture)
+    emit_committed,
+    first_pass_done,
+    make_bus_fixture,  # noqa: F401 (a fixture)
+    wait_until,
+)
 
 
 class Recorder:
@@ -50,50 +36,6 @@ class Recorder:
 
     def ids(self) -> list[str]:
         return [event.id for event, _ in self.calls]
-
-
-@pytest.fixture
-async def bus_pool(pg: asyncpg.Connection, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=10)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def make_bus(
-    bus_pool: asyncpg.Pool, redis: Redis, settings: Settings
-) -> AsyncIterator[MakeBus]:
-    """Buses (workers) on the test database and Redis, with short timings; stopped after."""
-    buses: list[Bus] = []
-
-    def make(**options: Any) -> Bus:
-        options = {
-            "block_ms": 100,
-            "claim_idle_ms": 200,
-            "poll_interval_s": 0.05,
-            "backoff_base_s": 0.01,
-            "backoff_max_s": 0.2,
-            "redis": redis,
-            **options,
-        }
-        bus = Bus(pool=bus_pool, dsn=settings.database_url, **options)
-        buses.append(bus)
-        return bus
-
-    yield make
-    for bus in buses:
-        await bus.stop()
-
-
-async def first_pass_done(redis: Redis, bus: Bus) -> bool:
-    """Whether the bus's relay finished its first pass (a replay into an empty Redis)."""
-    epoch = await redis.get(bus.epoch_key)
-    return epoch is not None and epoch.startswith("epo_")
-
-
-async def emit_committed(conn: asyncpg.Connection, **kwargs: Any) -> Event:
-    async with conn.transaction():
-        return await emit(conn, **kwargs)
 
 
 async def pending(redis: Redis, bus: Bus, group: str) -> int:
@@ -375,3 +317,18 @@ async def test_unbound_bus_refuses_to_run() -> None:
         await bus.start()
     assert bus.groups == ["phones"]
     await bus.stop()
+
+
+async def test_emit_many_keeps_order_in_one_statement(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    got = Recorder()
+    bus = make_bus(read_count=1)
+    bus.subscribe("timeline", got)
+    await bus.start()
+    events = [new_event(type="t", data={"n": n}, key="inc_1") for n in range(5)]
+    async with pg.transaction():
+        assert await emit_many(pg, events) == events
+        assert await emit_many(pg, []) == []
+    await wait_until(lambda: len(got.calls) == 5, what="all five")
+    assert [e for e, _ in got.calls] == events

@@ -25,7 +25,12 @@ def test_defaults() -> None:
 
 def test_values_are_parsed() -> None:
     settings = Settings.from_env(
-        {**GOOD, "RESCUE_DEFAULT_CRS": "GCJ02", "RESCUE_TIME_BUDGET_S": "240", "RESCUE_PORT": "9000"}
+        {
+            **GOOD,
+            "RESCUE_DEFAULT_CRS": "GCJ02",
+            "RESCUE_TIME_BUDGET_S": "240",
+            "RESCUE_PORT": "9000",
+        }
     )
     assert settings.default_crs is Crs.GCJ02
     assert settings.time_budget_s == 240

@@ -1,0 +1,209 @@
+"""Before/after on a noisy machine: `python -m bench.ab --variant NAME=TREE[:WORKER_CLASS] ...`.
+
+Loads the Qingdao scale once into the bench's own stores, then runs every variant (a source
+tree, e.g. `git archive HEAD | tar -x -C /tmp/before`, and a worker class) in turn, round after
+round, the order rotating each round, so that the other load on a shared machine falls on all
+variants alike. The incidents of a round are closed before the next, so that their escalation
+does not load the next variant. Each round of a variant starts its gunicorn from its tree and
+measures the alert alone, the alert under `--position-rate` updates/s and one step of position
+updates at `--burst-rate`/s. The medians over the rounds are printed; every round is written
+to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from bench import data, stats
+from bench.run import (
+    Options,
+    Target,
+    _say,
+    _write,
+    alert_points,
+    alerts_alone,
+    alerts_under_positions,
+    create_center,
+    run_load,
+    service_server,
+)
+from bench.server import Gunicorn
+from rescue.area import load_service_area
+
+
+def _variant(text: str) -> tuple[str, Path, str]:
+    name, _, rest = text.partition("=")
+    tree, _, worker_class = rest.partition(":")
+    return name, Path(tree).resolve(), worker_class or "aiohttp.GunicornWebWorker"
+
+
+async def _burst(t: Target, riders: list[data.Rider], o: Options, rate: int) -> dict[str, Any]:
+    per = rate / o.position_procs
+    specs = [
+        {"positions": t.positions(riders[i :: o.position_procs], per, duration_s=6.0, warmup_s=1.0)}
+        for i in range(o.position_procs)
+    ]
+    return stats.merge_positions([r["positions"] for r in await run_load(specs)])
+
+
+async def _round(
+    name: str, tree: Path, worker_class: str, o: Options, loaded: data.Loaded, burst: int, n: int
+) -> dict[str, Any]:
+    base = service_server(o, o.out.with_suffix(".log"))
+    server = Gunicorn(
+        base.app, workers=o.workers, env={}, log=base.log, worker_class=worker_class, cwd=tree
+    )
+    server.env = base.env
+    server.start()
+    try:
+        t = Target(name, server, key=await create_center(server.url))
+        riders = loaded.riders[1:]
+        await alerts_alone(t, alert_points(50, o.seed + 1), o, f"ab{n}-{name}-warm")
+        points = alert_points(o.alerts, o.seed + 1000 * n)
+        out: dict[str, Any] = {"alert_alone": await alerts_alone(t, points, o, f"ab{n}-{name}")}
+        if o.position_rate:
+            alerts, positions = await alerts_under_positions(t, points, riders, o, f"ab{n}-{name}")
+            out["alert_under_positions"] = alerts
+            out["positions_during_alerts"] = positions
+        if burst:
+            out["position_burst"] = await _burst(t, riders, o, burst)
+        out["rss_kib"] = server.rss_kib()
+        return out
+    finally:
+        server.stop()
+
+
+async def _settle(database_url: str) -> None:
+    """Close the incidents of earlier rounds: their escalation must not load the next variant."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
+        )
+        await conn.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = now(), "
+            "next_escalation_at = NULL WHERE status = 'open'"
+        )
+    finally:
+        await conn.close()
+
+
+def _figures(r: dict[str, Any]) -> dict[str, float | None]:
+    f: dict[str, float | None] = {}
+    for pct in ("p50", "p95", "p99"):
+        f[f"alert alone {pct} (ms)"] = r["alert_alone"][pct]
+    if "alert_under_positions" in r:
+        for pct in ("p50", "p99"):
+            f[f"alert under positions {pct} (ms)"] = r["alert_under_positions"][pct]
+        f["position p99 during alerts (ms)"] = r["positions_during_alerts"]["p99"]
+    if "position_burst" in r:
+        f["burst: achieved positions/s"] = r["position_burst"]["achieved_rate"]
+        f["burst: position p99 (ms)"] = r["position_burst"]["p99"]
+    return f
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
+    """The options and the results file."""
+    p = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    p.add_argument("--variant", action="append", required=True, help="NAME=TREE[:CLASS]")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--alerts", type=int, default=500)
+    p.add_argument("--alert-concurrency", type=int, default=2)
+    p.add_argument("--position-rate", type=int, default=3000, help="0: skip that figure")
+    p.add_argument("--burst-rate", type=int, default=8000, help="0: skip the position step")
+    p.add_argument("--position-procs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1983)
+    p.add_argument("--database", default=data.BENCH_DATABASE)
+    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
+    p.add_argument("--out", type=Path)
+    p.add_argument(
+        "--no-load",
+        action="store_true",
+        help="reuse the data already loaded (alerts only: needs --position-rate 0 --burst-rate 0)",
+    )
+    a = p.parse_args(argv)
+    if a.no_load and (a.position_rate or a.burst_rate):
+        p.error("--no-load measures alerts only: add --position-rate 0 --burst-rate 0")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-ab.json"
+    return a, out
+
+
+async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
+    """Load once, run the variants round-robin, print the medians."""
+    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    o = Options(
+        workers=a.workers, worker_class="", scale="qingdao", alerts=a.alerts,
+        alert_concurrency=a.alert_concurrency, position_rate=a.position_rate,
+        position_procs=a.position_procs, ramp_start=0, ramp_step=0, ramp_max=0,
+        ramp_step_s=0.0, ws_alerts=0, seed=a.seed, province=False,
+        database_url=data.with_database(database_url, a.database),
+        redis_url=data.with_redis_db(redis_url, a.redis_db), out=out,
+    )  # fmt: skip
+    variants = [_variant(v) for v in a.variant]
+    loaded = data.Loaded(aeds=0, volunteers=0, on_duty=0, riders=[], seconds=0.0)
+    if not a.no_load:
+        _say("loading the Qingdao scale")
+        loaded = await data.load(
+            o.database_url, o.redis_url, load_service_area(), data.SCALES["qingdao"], seed=o.seed
+        )
+    results: dict[str, Any] = {
+        "command": "python -m bench.ab " + " ".join(argv),
+        "variants": {name: {"tree": str(tree), "worker_class": wc, "rounds": []}
+                     for name, tree, wc in variants},
+    }  # fmt: skip
+    for n in range(a.rounds):
+        k = n % len(variants)
+        for name, tree, wc in variants[k:] + variants[:k]:
+            await _settle(o.database_url)
+            redis = Redis.from_url(o.redis_url)
+            await data.refresh_seen(redis)
+            await redis.aclose()
+            r = await _round(name, tree, wc, o, loaded, a.burst_rate, n)
+            results["variants"][name]["rounds"].append(r)
+            _say(f"round {n + 1} {name}: {_figures(r)}")
+            _write(out, results)
+    names = [name for name, _, _ in variants]
+    medians = {
+        name: {
+            key: statistics.median(v for v in values if v is not None)
+            for key, values in _columns(results["variants"][name]["rounds"]).items()
+        }
+        for name in names
+    }
+    results["medians"] = medians
+    _write(out, results)
+    lines = ["| figure (median of rounds) | " + " | ".join(names) + " |"]
+    lines.append("|---|" + "---:|" * len(names))
+    for key in medians[names[0]]:
+        lines.append(f"| {key} | " + " | ".join(f"{medians[n][key]:,.1f}" for n in names) + " |")
+    print("\n".join(lines))
+    _say(f"written to {out}")
+
+
+def _columns(rounds: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    cols: dict[str, list[float | None]] = {}
+    for r in rounds:
+        for key, value in _figures(r).items():
+            cols.setdefault(key, []).append(value)
+    return cols
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    args, path = parse(sys.argv[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args, path, sys.argv[1:]))

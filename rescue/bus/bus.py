@@ -88,7 +88,7 @@ class Bus:
         maxlen: int = 100_000,
         dead_maxlen: int = 10_000,
         batch_size: int = 100,
-        read_count: int = 10,
+        read_count: int = 100,
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from redis.exceptions import ResponseError
 
+from rescue.bus import queries
 from rescue.bus.models import Event, HandlerContext, Subscription, from_fields
-from rescue.bus.outbox import mark_dead, mark_processed, processed
+from rescue.bus.outbox import mark_dead, mark_processed
 from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
 
 if TYPE_CHECKING:
@@ -31,6 +35,26 @@ def _group_gone(exc: ResponseError) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# (entry id, fields, delivery count) of one stream entry to deliver.
+Delivery: TypeAlias = tuple[str, Mapping[Any, Any], int]
+
+
+@dataclass
+class _Batch:
+    """What a batch owes once its handlers ran: records to write, entries to ack, counts."""
+
+    record: list[str] = field(default_factory=list)
+    ack: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    # Event ids already recorded or handled: a repeat in the batch is a duplicate.
+    done: set[str] = field(default_factory=set)
+
+    def acked(self, entry_id: str, outcome: str) -> None:
+        """Ack the entry at the next flush and count its outcome then."""
+        self.ack.append(entry_id)
+        self.outcomes.append(outcome)
 
 
 class Consumer:
@@ -62,8 +86,7 @@ class Consumer:
                     count=bus.read_count,
                     block=bus.block_ms,
                 )
-                for entry_id, fields in _entries(reply):
-                    await self._deliver(entry_id, fields, attempt=1)
+                await self._deliver_batch([(i, f, 1) for i, f in _entries(reply)])
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -112,8 +135,7 @@ class Consumer:
             claimed = [(_text(i), f) for i, f in reply[1] if i is not None]
             if claimed:
                 counts = await self._delivery_counts([i for i, _ in claimed])
-                for entry_id, fields in claimed:
-                    await self._deliver(entry_id, fields, attempt=counts.get(entry_id, 2))
+                await self._deliver_batch([(i, f, counts.get(i, 2)) for i, f in claimed])
             if self._claim_cursor in ("0-0", "0"):
                 return
 
@@ -129,22 +151,68 @@ class Consumer:
                 counts[_text(item["message_id"])] = int(item["times_delivered"])
         return counts
 
-    async def _deliver(self, entry_id: Any, fields: Mapping[Any, Any], *, attempt: int) -> None:
+    async def _deliver_batch(self, entries: Sequence[Delivery]) -> None:
+        """Handle entries in stream order; record, then ack the handled ones together."""
+        if not entries:
+            return
         bus = self._bus
         sub = self._sub
-        entry_id = _text(entry_id)
+        parsed: list[tuple[str, Mapping[Any, Any], int, Event | Exception]] = []
+        for entry_id, fields, attempt in entries:
+            try:
+                parsed.append((entry_id, fields, attempt, from_fields(fields)))
+            except (KeyError, ValueError, TypeError) as exc:
+                parsed.append((entry_id, fields, attempt, exc))
+        wanted = [
+            e.id
+            for _, _, attempt, e in parsed
+            if isinstance(e, Event)
+            and (sub.types is None or e.type in sub.types)
+            and attempt <= bus.max_deliveries
+        ]
+        batch = _Batch()
+        # Flush well before claim_idle_ms so a slow batch's handled entries are not reclaimed.
+        flush_every = bus.claim_idle_ms / 2000
+        flush_at = time.monotonic() + flush_every
         try:
-            event = from_fields(fields)
-        except (KeyError, ValueError, TypeError) as exc:
-            await self._dead_letter(entry_id, fields, None, f"malformed entry: {exc!r}", attempt)
+            if wanted:
+                rows = await bus.pool.fetch(queries.PROCESSED_AMONG, sub.group, wanted)
+                batch.done.update(row["event_id"] for row in rows)
+            for entry_id, fields, attempt, event in parsed:
+                raise_if_cancelling()
+                await self._deliver(entry_id, fields, attempt, event, batch)
+                if time.monotonic() >= flush_at:
+                    await self._flush(batch)
+                    flush_at = time.monotonic() + flush_every
+        except BaseException:
+            # Stopped or failed mid-batch: keep what is done, only the rest is redelivered.
+            with contextlib.suppress(Exception):
+                await self._flush(batch)
+            raise
+        await self._flush(batch)
+
+    async def _deliver(
+        self,
+        entry_id: str,
+        fields: Mapping[Any, Any],
+        attempt: int,
+        event: Event | Exception,
+        batch: _Batch,
+    ) -> None:
+        bus = self._bus
+        sub = self._sub
+        if isinstance(event, Exception):
+            await self._dead_letter(entry_id, fields, None, f"malformed entry: {event!r}", attempt)
             return
         if sub.types is not None and event.type not in sub.types:
-            await bus.redis.xack(bus.stream, sub.group, entry_id)
-            self._count("skipped")
+            batch.acked(entry_id, "skipped")
             return
         if attempt > bus.max_deliveries:
             reason = f"delivered {attempt} times without being acknowledged"
             await self._dead_letter(entry_id, fields, event.id, reason, attempt)
+            return
+        if event.id in batch.done:
+            batch.acked(entry_id, "duplicates")
             return
         ctx = HandlerContext(
             pool=bus.pool,
@@ -162,20 +230,30 @@ class Consumer:
         if isinstance(outcome, Exception):
             await self._failed(entry_id, fields, event, attempt, outcome)
             return
-        await bus.redis.xack(bus.stream, sub.group, entry_id)
-        self._count(outcome)
+        batch.done.add(event.id)
+        if not ctx._claimed:
+            batch.record.append(event.id)
+        batch.acked(entry_id, outcome)
+
+    async def _flush(self, batch: _Batch) -> None:
+        """Record the handled events (one INSERT), then ack their entries (one XACK)."""
+        bus = self._bus
+        if batch.record:
+            await bus.pool.execute(queries.MARK_PROCESSED_MANY, self._sub.group, batch.record)
+            batch.record.clear()
+        if batch.ack:
+            await bus.redis.xack(bus.stream, self._sub.group, *batch.ack)
+            batch.ack.clear()
+        for outcome, n in Counter(batch.outcomes).items():
+            self._count(outcome, n)
+        batch.outcomes.clear()
 
     async def _handle(self, event: Event, ctx: HandlerContext) -> str | Exception:
-        """Handler, then record (unless the handler claimed it itself); 'duplicate' if done."""
-        pool = self._bus.pool
-        if await processed(pool, group=ctx.group, event_id=event.id):
-            return "duplicates"
+        """The handler; the batch records the event unless the handler claimed it itself."""
         try:
             await self._sub.handler(event, ctx)
         except Exception as exc:
             return exc
-        if not ctx._claimed:
-            await mark_processed(pool, group=ctx.group, event_id=event.id)
         return "handled"
 
     async def _handle_in_transaction(self, event: Event, ctx: HandlerContext) -> str | Exception:
@@ -254,12 +332,12 @@ class Consumer:
             exc_info=exc,
         )
 
-    def _count(self, result: str) -> None:
+    def _count(self, result: str, n: int = 1) -> None:
         stats = self._bus.stats
-        setattr(stats, result, getattr(stats, result) + 1)
+        setattr(stats, result, getattr(stats, result) + n)
         metrics = self._bus.metrics
         if metrics is not None:
-            metrics.events.labels(group=self._sub.group, result=result).inc()
+            metrics.events.labels(group=self._sub.group, result=result).inc(n)
 
 
 def _entries(reply: Any) -> list[tuple[str, Mapping[Any, Any]]]:

@@ -26,6 +26,18 @@ ON CONFLICT (group_name, event_id) DO NOTHING
 RETURNING true
 """
 
+# A consumer's batch: which of its events the group already recorded (one round trip).
+PROCESSED_AMONG = """
+SELECT event_id FROM bus_processed WHERE group_name = $1 AND event_id = ANY($2::text[])
+"""
+
+# A consumer's batch: record every event it handled in one statement.
+MARK_PROCESSED_MANY = """
+INSERT INTO bus_processed (group_name, event_id, outcome)
+SELECT $1, u.event_id, 'done' FROM unnest($2::text[]) AS u(event_id)
+ON CONFLICT (group_name, event_id) DO NOTHING
+"""
+
 REGISTER_GROUP = """
 INSERT INTO bus_groups (name, types)
 VALUES ($1, $2)

@@ -1,0 +1,113 @@
+"""The bus consumer handles the batch it reads: one lookup, one record, one ack per batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from redis.asyncio import Redis
+
+from rescue.bus import Bus, Event, HandlerContext, mark_processed
+from rescue.bus.outbox import emit_many, new_event
+from tests.rescue.bus_support import (
+    MakeBus,
+    bus_pool_fixture,  # noqa: F401 (a fixture)
+    emit_committed,
+    make_bus_fixture,  # noqa: F401 (a fixture)
+    wait_until,
+)
+
+
+class GatedRecorder:
+    """Records events; holds the 'gate' event until released, so the rest queue up as a batch."""
+
+    def __init__(self, *, fail_on: int | None = None) -> None:
+        self.calls: list[Event] = []
+        self.gate = asyncio.Event()
+        self.fail_on = fail_on
+
+    async def __call__(self, event: Event, ctx: HandlerContext) -> None:
+        if event.type == "gate":
+            await self.gate.wait()
+        self.calls.append(event)
+        if self.fail_on is not None and event.data.get("n") == self.fail_on:
+            raise RuntimeError("phone push failed")
+
+
+async def _queue_batch(
+    pg: asyncpg.Connection, bus: Bus, handler: GatedRecorder, events: list[Event]
+) -> None:
+    """Block the consumer on a gate event, publish the events, then let it read them at once."""
+    await emit_committed(pg, type="gate", data={})
+    await wait_until(lambda: pg.fetchval("SELECT count(*) = 1 FROM outbox"), what="gate")
+    async with pg.transaction():
+        await emit_many(pg, events)
+    published = f"SELECT count(*) = {len(events) + 1} FROM outbox WHERE published_at IS NOT NULL"
+    await wait_until(lambda: pg.fetchval(published), what="all published")
+    handler.gate.set()
+
+
+async def _recorded(pg: asyncpg.Connection, group: str) -> set[str]:
+    rows = await pg.fetch("SELECT event_id FROM bus_processed WHERE group_name = $1", group)
+    return {row["event_id"] for row in rows}
+
+
+async def test_batch_is_handled_once_recorded_and_acked(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedRecorder()
+    bus = make_bus(read_count=100)
+    bus.subscribe("phones", handler)
+    await bus.start()
+    events = [new_event(type="offer.created", data={"n": n}) for n in range(50)]
+    await _queue_batch(pg, bus, handler, events)
+    await wait_until(lambda: bus.stats.handled == 51, what="all handled")
+    assert [e.id for e in handler.calls[1:]] == [e.id for e in events]
+    assert await _recorded(pg, "phones") >= {e.id for e in events}
+    assert len(await _recorded(pg, "phones")) == 51
+    assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
+    assert (bus.stats.failed, bus.stats.duplicates, bus.stats.dead) == (0, 0, 0)
+
+
+async def test_failing_handler_leaves_only_its_event_pending(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedRecorder(fail_on=7)
+    # No reclaim during the test: the failed entry stays pending with this consumer.
+    bus = make_bus(read_count=100, claim_idle_ms=60_000)
+    bus.subscribe("phones", handler)
+    await bus.start()
+    events = [new_event(type="offer.created", data={"n": n}) for n in range(20)]
+    await _queue_batch(pg, bus, handler, events)
+    await wait_until(lambda: bus.stats.handled == 20, what="the others handled")
+    assert [e.id for e in handler.calls[1:]] == [e.id for e in events]
+    assert bus.stats.failed == 1
+    recorded = await _recorded(pg, "phones")
+    assert events[7].id not in recorded
+    assert {e.id for e in events if e is not events[7]} <= recorded
+    pending = await redis.xpending_range(bus.stream, "phones", "-", "+", 10)
+    assert len(pending) == 1
+    entries = await redis.xrange(bus.stream, pending[0]["message_id"], pending[0]["message_id"])
+    assert entries[0][1]["id"] == events[7].id
+
+
+async def test_batch_skips_recorded_events_and_other_types(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedRecorder()
+    bus = make_bus(read_count=100)
+    bus.subscribe("phones", handler, types=["gate", "offer.created"])
+    await bus.start()
+    events = [
+        new_event(type="offer.created" if n % 3 else "incident.closed", data={"n": n})
+        for n in range(12)
+    ]
+    done_before = events[1]
+    await mark_processed(pg, group="phones", event_id=done_before.id)
+    await _queue_batch(pg, bus, handler, events)
+    wanted = [e for e in events if e.type == "offer.created" and e is not done_before]
+    await wait_until(lambda: bus.stats.handled == len(wanted) + 1, what="handled")
+    await wait_until(lambda: bus.stats.skipped == 4, what="skipped")
+    assert [e.id for e in handler.calls[1:]] == [e.id for e in wanted]
+    assert bus.stats.duplicates == 1
+    assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0

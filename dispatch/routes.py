@@ -99,7 +99,7 @@ def parse_alert(request: web.Request, body: dict[str, Any], center_id: str) -> s
         request_hash=request_hash(body),
         lat=lat,
         lng=lng,
-        district=district.name if district is not None else None,
+        district=district.adcode if district is not None else None,
         address=address,
         reported_at=reported_at,
         category=category,

@@ -166,7 +166,10 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["open", "cancelled", "closed"]},
             "created_at": _TIME,
             "location": ref("LocationOut"),
-            "district": {"type": ["string", "null"], "description": "The district's name."},
+            "district": {
+                "type": ["string", "null"],
+                "description": 'The district\'s adcode (e.g. "370202"), as on AEDs and volunteers.',
+            },
             "time_budget_s": {"type": "integer", "examples": [300]},
             "exercise": {"type": "boolean"},
             "responders": {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -20,16 +21,22 @@ T = TypeVar("T")
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.02
-) -> T:
-    """Poll an async condition until it returns something truthy, or fail after timeout."""
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
+    """Poll a condition (sync or async) until it is truthy, or fail after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        result = await condition()
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"{what} not met within {timeout} s")
         await asyncio.sleep(interval)
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -14,6 +11,7 @@ from rescue.auth import hash_token
 from rescue.ids import new_id
 from rescue.settings import generate_token
 from tests.conftest import ADMIN
+from tests.helpers import wait_until  # noqa: F401 - the AED tests import it from here
 
 # WGS-84 points inside Qingdao's districts.
 SHINAN = {"lat": 36.0622, "lng": 120.3844}  # 370202
@@ -77,19 +75,3 @@ async def volunteer_headers(pg: asyncpg.Connection) -> dict[str, str]:
 async def stored_aeds(pg: asyncpg.Connection) -> list[dict[str, Any]]:
     """Every stored AED row, by id (to compare before and after a request)."""
     return [dict(r) for r in await pg.fetch("SELECT * FROM aeds ORDER BY id")]
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10.0
-) -> None:
-    """Poll a condition until it holds (fails after timeout seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within the timeout")
-        await asyncio.sleep(0.02)

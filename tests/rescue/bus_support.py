@@ -6,8 +6,6 @@ make_bus_fixture) and requests them by their fixture names (bus_pool, make_bus).
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,25 +16,9 @@ from redis.asyncio import Redis
 from rescue import db
 from rescue.bus import Bus, Event, emit
 from rescue.settings import Settings
+from tests.helpers import wait_until  # noqa: F401 - the bus tests import it from here
 
 MakeBus = Callable[..., Bus]
-
-
-async def wait_until(
-    predicate: Callable[[], Any], *, what: str = "condition", timeout: float = 10.0
-) -> Any:
-    """Poll until the predicate (sync or async) is truthy; fail after the timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(name="bus_pool")

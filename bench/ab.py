@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -26,6 +27,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench import data, stats
+from bench.profile import profiled
 from bench.run import (
     Options,
     Target,
@@ -58,7 +60,14 @@ async def _burst(t: Target, riders: list[data.Rider], o: Options, rate: int) -> 
 
 
 async def _round(
-    name: str, tree: Path, worker_class: str, o: Options, loaded: data.Loaded, burst: int, n: int
+    name: str,
+    tree: Path,
+    worker_class: str,
+    o: Options,
+    loaded: data.Loaded,
+    burst: int,
+    n: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     base = service_server(o, o.out.with_suffix(".log"))
     server = Gunicorn(
@@ -69,15 +78,26 @@ async def _round(
     try:
         t = Target(name, server, key=await create_center(server.url))
         riders = loaded.riders[1:]
+
+        def spy(phase: str) -> contextlib.AbstractContextManager[Any]:
+            if profile is None:
+                return contextlib.nullcontext()
+            return profiled(server.worker_pids(), profile / f"{name}-r{n + 1}-{phase}")
+
         await alerts_alone(t, alert_points(50, o.seed + 1), o, f"ab{n}-{name}-warm")
         points = alert_points(o.alerts, o.seed + 1000 * n)
-        out: dict[str, Any] = {"alert_alone": await alerts_alone(t, points, o, f"ab{n}-{name}")}
+        with spy("alerts"):
+            out: dict[str, Any] = {"alert_alone": await alerts_alone(t, points, o, f"ab{n}-{name}")}
         if o.position_rate:
-            alerts, positions = await alerts_under_positions(t, points, riders, o, f"ab{n}-{name}")
+            with spy("mixed"):
+                alerts, positions = await alerts_under_positions(
+                    t, points, riders, o, f"ab{n}-{name}"
+                )
             out["alert_under_positions"] = alerts
             out["positions_during_alerts"] = positions
         if burst:
-            out["position_burst"] = await _burst(t, riders, o, burst)
+            with spy("positions"):
+                out["position_burst"] = await _burst(t, riders, o, burst)
         out["rss_kib"] = server.rss_kib()
         return out
     finally:
@@ -129,6 +149,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
     p.add_argument("--out", type=Path)
     p.add_argument(
+        "--profile",
+        type=Path,
+        help="record every worker with py-spy into this folder, per round and phase "
+        "(python -m bench.profile FILE... summarises)",
+    )
+    p.add_argument(
         "--no-load",
         action="store_true",
         help="reuse the data already loaded (alerts only: needs --position-rate 0 --burst-rate 0)",
@@ -172,7 +198,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
             redis = Redis.from_url(o.redis_url)
             await data.refresh_seen(redis)
             await redis.aclose()
-            r = await _round(name, tree, wc, o, loaded, a.burst_rate, n)
+            r = await _round(name, tree, wc, o, loaded, a.burst_rate, n, a.profile)
             results["variants"][name]["rounds"].append(r)
             _say(f"round {n + 1} {name}: {_figures(r)}")
             _write(out, results)

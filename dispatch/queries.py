@@ -151,6 +151,11 @@ SELECT status FROM incidents WHERE id = $1 AND ($2::text IS NULL OR center_id = 
 # Volunteers offered in an incident (the phones hear that it ended).
 OFFERED_VOLUNTEERS = "SELECT DISTINCT volunteer_id FROM offers WHERE incident_id = $1"
 
+# The volunteers offered in any of these incidents (the phones' fan-out of a batch of ends).
+OFFERED_VOLUNTEERS_OF = """
+SELECT DISTINCT incident_id, volunteer_id FROM offers WHERE incident_id = ANY($1::text[])
+"""
+
 # An offer as its volunteer sees it, with its incident and the volunteer's guidance participant.
 _OFFER_VIEW = """
 SELECT o.id, o.incident_id, o.volunteer_id, o.role, o.state, o.wave, o.eta_s, o.distance_m,
@@ -166,6 +171,8 @@ LEFT JOIN guidance_participants gp ON gp.session_id = gs.id AND gp.volunteer_id 
 GET_OFFER = _OFFER_VIEW + "WHERE o.id = $1 AND o.volunteer_id = $2"
 
 GET_OFFER_BY_ID = _OFFER_VIEW + "WHERE o.id = $1"
+
+GET_OFFERS_BY_IDS = _OFFER_VIEW + "WHERE o.id = ANY($1::text[])"
 
 # Offers a volunteer can act on: open ones (not yet expired, of an open incident) and the
 # accepted one it is still engaged in (a phone that restarts finds its current job).

@@ -63,7 +63,5 @@ def setup(app: web.Application, *, strategy: PlanStrategy = DEFAULT_STRATEGY) ->
     if bus_key not in app:
         logger.error("no event bus installed: phones and 120 will not hear about incidents")
         return
-    app[bus_key].subscribe(
-        fanout.GROUP, fanout.make_handler(config), types=fanout.TYPES, transactional=True
-    )
+    app[bus_key].subscribe_batch(fanout.GROUP, fanout.make_handler(config), types=fanout.TYPES)
     setup_callbacks(app)

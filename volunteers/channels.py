@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -41,8 +41,21 @@ _QUEUE_SIZE = 256
 async def push_to_phone(redis: Redis, volunteer_id: str, message: dict[str, Any]) -> int:
     """Send a message to every socket of a volunteer, on whichever worker; how many workers got
     it (0: no phone connected right now)."""
-    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
-    return int(await redis.publish(phone_channel(volunteer_id), data))
+    return int(await redis.publish(phone_channel(volunteer_id), _encode(message)))
+
+
+def _encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def push_many_to_phones(redis: Redis, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Send each (volunteer id, message), in order, in one pipeline (one round trip)."""
+    if not messages:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for volunteer_id, message in messages:
+            pipe.publish(phone_channel(volunteer_id), _encode(message))
+        await pipe.execute()
 
 
 async def publish_token_revoked(

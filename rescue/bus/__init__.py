@@ -20,7 +20,9 @@ events. Delivery is at least once: an event is recorded in `bus_processed (group
 and then XACKed; a redelivery of a recorded event is acked without calling the handler. For
 effects and record to commit together, either subscribe with `transactional=True` and use
 `ctx.conn` (the bus's open transaction), or open a transaction yourself and start it with
-`if not await ctx.claim(conn): return`. A handler that raises, or a consumer that dies before
+`if not await ctx.claim(conn): return`. `bus.subscribe_batch(group, handler, types=...)` hands
+an idempotent handler each read's new events at once (one query, one pipeline for the lot),
+recorded and acked together when it returns. A handler that raises, or a consumer that dies before
 the ack, leaves the entry pending; after `claim_idle_ms` any consumer of the group XAUTOCLAIMs
 it (`ctx.attempt` is the delivery count). After `max_deliveries` it goes to `<stream>:dead`,
 is recorded as 'dead' and acked. Redis down: relay and consumers log once, retry with capped
@@ -43,12 +45,21 @@ from __future__ import annotations
 
 from rescue.bus.bus import Bus, default_consumer_name
 from rescue.bus.constants import STREAM
-from rescue.bus.models import BusStats, Event, Handler, HandlerContext
+from rescue.bus.models import (
+    BatchContext,
+    BatchHandler,
+    BusStats,
+    Event,
+    Handler,
+    HandlerContext,
+)
 from rescue.bus.outbox import emit, mark_processed, processed
 from rescue.bus.setup import bus_ctx, create_bus_redis, install_bus
 
 __all__ = [
     "STREAM",
+    "BatchContext",
+    "BatchHandler",
     "Bus",
     "BusStats",
     "Event",

@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 from rescue.bus import queries
 from rescue.bus.constants import DEAD_SUFFIX, EPOCH_SUFFIX, STREAM
 from rescue.bus.consumer import Consumer
-from rescue.bus.models import BusStats, Handler, Subscription
+from rescue.bus.models import BatchHandler, BusStats, Handler, Subscription
 from rescue.bus.relay import Relay
 from rescue.metrics import Metrics
 
@@ -174,20 +174,51 @@ class Bus:
         `transactional=True` the bus opens a transaction, records the event as processed in it,
         passes it as `ctx.conn` and commits it with the handler's effects.
         """
+        self._add(
+            Subscription(
+                group=group,
+                handler=handler,
+                types=self._types(types),
+                transactional=transactional,
+            )
+        )
+
+    def subscribe_batch(
+        self, group: str, handler: BatchHandler, *, types: Iterable[str] | None = None
+    ) -> None:
+        """Register a handler that takes the events of each read at once, before start().
+
+        For handlers whose effects are idempotent and cheaper together (one query for a batch,
+        one pipeline of publishes): the handler gets the batch's new events of its types in
+        stream order; when it returns they are recorded (one INSERT) and acked (one XACK);
+        when it raises, none is, and each is delivered again after `claim_idle_ms` (and
+        dead-lettered after `max_deliveries`) like a failed event of a per-event handler.
+        """
+        self._add(
+            Subscription(
+                group=group,
+                handler=None,
+                types=self._types(types),
+                transactional=False,
+                batch_handler=handler,
+            )
+        )
+
+    @staticmethod
+    def _types(types: Iterable[str] | None) -> frozenset[str] | None:
+        if isinstance(types, str):
+            raise TypeError("types must be an iterable of type names, not one string")
+        return None if types is None else frozenset(types)
+
+    def _add(self, subscription: Subscription) -> None:
+        group = subscription.group
         if self._started:
             raise RuntimeError("subscribe() must be called before the bus starts")
         if not group or len(group) > 200 or any(c.isspace() for c in group):
             raise ValueError(f"bad consumer group name {group!r}")
         if group in self._subscriptions:
             raise ValueError(f"consumer group {group!r} is already subscribed")
-        if isinstance(types, str):
-            raise TypeError("types must be an iterable of type names, not one string")
-        self._subscriptions[group] = Subscription(
-            group=group,
-            handler=handler,
-            types=None if types is None else frozenset(types),
-            transactional=transactional,
-        )
+        self._subscriptions[group] = subscription
 
     async def start(self) -> None:
         """Register the groups, then start the relay and one consumer task per group."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from redis.exceptions import ResponseError
 
 from rescue.bus import queries
-from rescue.bus.models import Event, HandlerContext, Subscription, from_fields
+from rescue.bus.models import BatchContext, Event, HandlerContext, Subscription, from_fields
 from rescue.bus.outbox import mark_dead, mark_processed
 from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
 
@@ -50,6 +50,8 @@ class _Batch:
     outcomes: list[str] = field(default_factory=list)
     # Event ids already recorded or handled: a repeat in the batch is a duplicate.
     done: set[str] = field(default_factory=set)
+    # A batch handler's events, handled together after the read's other entries.
+    pending: list[tuple[str, Mapping[Any, Any], int, Event]] = field(default_factory=list)
 
     def acked(self, entry_id: str, outcome: str) -> None:
         """Ack the entry at the next flush and count its outcome then."""
@@ -184,6 +186,7 @@ class Consumer:
                 if time.monotonic() >= flush_at:
                     await self._flush(batch)
                     flush_at = time.monotonic() + flush_every
+            await self._handle_pending(batch)
         except BaseException:
             # Stopped or failed mid-batch: keep what is done, only the rest is redelivered.
             with contextlib.suppress(Exception):
@@ -214,6 +217,10 @@ class Consumer:
         if event.id in batch.done:
             batch.acked(entry_id, "duplicates")
             return
+        if sub.batch_handler is not None:
+            batch.done.add(event.id)
+            batch.pending.append((entry_id, fields, attempt, event))
+            return
         ctx = HandlerContext(
             pool=bus.pool,
             redis=bus.redis,
@@ -235,6 +242,26 @@ class Consumer:
             batch.record.append(event.id)
         batch.acked(entry_id, outcome)
 
+    async def _handle_pending(self, batch: _Batch) -> None:
+        """A batch handler's call: all its events recorded and acked, or all failed."""
+        pending, batch.pending = batch.pending, []
+        handler = self._sub.batch_handler
+        if not pending or handler is None:
+            return
+        bus = self._bus
+        ctx = BatchContext(
+            pool=bus.pool, redis=bus.redis, group=self._sub.group, consumer=bus.consumer_name
+        )
+        try:
+            await handler([event for _, _, _, event in pending], ctx)
+        except Exception as exc:
+            for entry_id, fields, attempt, event in pending:
+                await self._failed(entry_id, fields, event, attempt, exc)
+            return
+        for entry_id, _, _, event in pending:
+            batch.record.append(event.id)
+            batch.acked(entry_id, "handled")
+
     async def _flush(self, batch: _Batch) -> None:
         """Record the handled events (one INSERT), then ack their entries (one XACK)."""
         bus = self._bus
@@ -250,6 +277,7 @@ class Consumer:
 
     async def _handle(self, event: Event, ctx: HandlerContext) -> str | Exception:
         """The handler; the batch records the event unless the handler claimed it itself."""
+        assert self._sub.handler is not None
         try:
             await self._sub.handler(event, ctx)
         except Exception as exc:
@@ -264,6 +292,7 @@ class Consumer:
                     return "duplicates"
                 ctx._conn = conn
                 ctx._claimed = True
+                assert self._sub.handler is not None
                 try:
                     await self._sub.handler(event, ctx)
                 finally:

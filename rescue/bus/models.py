@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,13 +97,31 @@ Handler = Callable[[Event, HandlerContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class BatchContext:
+    """What a batch handler gets besides the events: resources, the group, the consumer."""
+
+    pool: asyncpg.Pool
+    redis: Redis
+    group: str
+    consumer: str
+
+
+# Takes the events of one read (stream order, new to the group, of its types) at once.
+BatchHandler = Callable[[Sequence[Event], BatchContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class Subscription:
-    """A consumer group, its handler and the event types it takes (None: every type)."""
+    """A consumer group, its handler and the event types it takes (None: every type).
+
+    Exactly one of handler (one event per call) and batch_handler (a read's events per call).
+    """
 
     group: str
-    handler: Handler
+    handler: Handler | None
     types: frozenset[str] | None
     transactional: bool
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass

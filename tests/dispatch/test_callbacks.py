@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -17,10 +18,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from dispatch import callbacks
-from dispatch.callbacks import CallbackSender, make_handler, record_event, setup_callbacks
+from dispatch.callbacks import (
+    CallbackSender,
+    make_handler,
+    record_event,
+    record_events,
+    setup_callbacks,
+)
 from rescue import db
 from rescue.app import create_app
-from rescue.bus import Event, HandlerContext, bus_ctx, emit, install_bus
+from rescue.bus import BatchContext, Event, bus_ctx, emit, install_bus
 from rescue.ids import new_id
 from rescue.settings import Settings
 from rescue.typedefs import bus_key, db_key
@@ -128,17 +135,9 @@ def make_event(kind: str, incident: Incident, *, at: datetime | None = None, **d
 async def handle(
     pool: asyncpg.Pool, redis: Redis, event: Event, sender: CallbackSender | None = None
 ) -> None:
-    """Run the bus handler of group "callbacks" on one event."""
-    ctx = HandlerContext(
-        pool=pool,
-        redis=redis,
-        attempt=1,
-        group=callbacks.GROUP,
-        consumer="test",
-        event_id=event.id,
-        entry_id="0-1",
-    )
-    await make_handler(sender)(event, ctx)
+    """Run the batch handler of group "callbacks" on one event."""
+    ctx = BatchContext(pool=pool, redis=redis, group=callbacks.GROUP, consumer="test")
+    await make_handler(sender)([event], ctx)
 
 
 async def record_together(pool: asyncpg.Pool, events: Iterable[Event]) -> None:
@@ -415,6 +414,53 @@ async def test_the_alerts_callback_url_wins_and_no_url_means_no_callback(
             assert await conn.fetchval("SELECT count(*) FROM webhook_deliveries") == 1
     finally:
         await own.close()
+
+
+async def test_a_batch_queues_what_each_event_alone_would(
+    client: TestClient, pg: asyncpg.Connection, pool: asyncpg.Pool, receiver: Receiver
+) -> None:
+    center = await new_center(client, receiver)
+    loud = await insert_incident(pg, center["id"])
+    silent = await insert_incident(pg, (await create_center(client, name="quiet"))["id"])
+    at = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=UTC)
+    created = make_event("incident.created", loud, at=at)
+    queued_before = make_event("offer.created", loud, at=at, offer_id="off_1")
+    offered = make_event("offer.created", loud, at=at, offer_id="off_2")
+    closed = make_event("incident.closed", loud, at=at, outcome={"rosc": True})
+    unknown = make_event("incident.created", Incident("inc_gone", "QD120-gone", center["id"]))
+    batch = [
+        closed,  # stage orders it last although it comes first here
+        created,
+        make_event("incident.created", silent),
+        queued_before,
+        make_event("aed.updated", loud),
+        offered,
+        unknown,
+    ]
+    async with pool.acquire() as conn:
+        assert await record_event(conn, queued_before) is not None
+        assert await record_events(conn, batch) == 3
+        assert await record_events(conn, batch) == 0  # a batch delivered again queues nothing
+    rows = await pg.fetch(
+        """SELECT event_id, event_type, stage, incident_id, center_id, url, payload
+           FROM webhook_deliveries ORDER BY event_at, stage, seq"""
+    )
+    assert [r["event_id"] for r in rows] == [created.id, queued_before.id, offered.id, closed.id]
+    assert {r["url"] for r in rows} == {receiver.url}
+    assert {(r["incident_id"], r["center_id"]) for r in rows} == {(loud.id, center["id"])}
+    payload = (
+        json.loads(rows[2]["payload"])
+        if isinstance(rows[2]["payload"], str)
+        else rows[2]["payload"]
+    )
+    assert payload == {
+        "id": offered.id,
+        "type": "offer.created",
+        "incident_id": loud.id,
+        "external_id": loud.external_id,
+        "at": at.isoformat(),
+        "data": offered.data,
+    }
 
 
 async def test_two_workers_deliver_each_event_once_in_order_per_incident(

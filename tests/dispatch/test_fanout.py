@@ -36,8 +36,8 @@ async def wired(pg: asyncpg.Connection, redis: Redis, settings: Settings) -> Asy
             app.cleanup_ctx.append(bus_ctx)
         if fanout.GROUP not in app[bus_key].groups:
             config: DispatchConfig = app[dispatch_key]
-            app[bus_key].subscribe(
-                fanout.GROUP, fanout.make_handler(config), types=fanout.TYPES, transactional=True
+            app[bus_key].subscribe_batch(
+                fanout.GROUP, fanout.make_handler(config), types=fanout.TYPES
             )
         client = TestClient(TestServer(app))
         await client.start_server()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import asyncpg
 from redis.asyncio import Redis
 
-from rescue.bus import Bus, Event, HandlerContext, mark_processed
+from rescue.bus import BatchContext, Bus, Event, HandlerContext, mark_processed
 from rescue.bus.outbox import emit_many, new_event
 from tests.rescue.bus_support import (
     MakeBus,
@@ -35,7 +36,7 @@ class GatedRecorder:
 
 
 async def _queue_batch(
-    pg: asyncpg.Connection, bus: Bus, handler: GatedRecorder, events: list[Event]
+    pg: asyncpg.Connection, bus: Bus, handler: GatedRecorder | GatedBatches, events: list[Event]
 ) -> None:
     """Block the consumer on a gate event, publish the events, then let it read them at once."""
     await emit_committed(pg, type="gate", data={})
@@ -110,4 +111,62 @@ async def test_batch_skips_recorded_events_and_other_types(
     await wait_until(lambda: bus.stats.skipped == 4, what="skipped")
     assert [e.id for e in handler.calls[1:]] == [e.id for e in wanted]
     assert bus.stats.duplicates == 1
+    assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
+
+
+class GatedBatches:
+    """A batch handler: records each call's events; holds the call with the gate event."""
+
+    def __init__(self, *, failures: int = 0) -> None:
+        self.calls: list[list[Event]] = []
+        self.gate = asyncio.Event()
+        self.failures = failures
+
+    async def __call__(self, events: Sequence[Event], ctx: BatchContext) -> None:
+        if any(e.type == "gate" for e in events):
+            await self.gate.wait()
+        self.calls.append(list(events))
+        if self.failures and any(e.type != "gate" for e in events):
+            self.failures -= 1
+            raise RuntimeError("publish failed")
+
+
+async def test_batch_handler_gets_a_read_at_once_in_order(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedBatches()
+    bus = make_bus(read_count=100)
+    bus.subscribe_batch("phones", handler, types=["gate", "offer.created"])
+    await bus.start()
+    events = [
+        new_event(type="offer.created" if n % 4 else "incident.closed", data={"n": n})
+        for n in range(40)
+    ]
+    done_before = events[1]
+    await mark_processed(pg, group="phones", event_id=done_before.id)
+    await _queue_batch(pg, bus, handler, events)
+    wanted = [e for e in events if e.type == "offer.created" and e is not done_before]
+    await wait_until(lambda: bus.stats.handled == len(wanted) + 1, what="handled")
+    # The gate's call, then the 40 queued entries as one read: one call with the wanted ones.
+    assert [[e.id for e in call] for call in handler.calls[1:]] == [[e.id for e in wanted]]
+    assert bus.stats.skipped == 10 and bus.stats.duplicates == 1
+    assert await _recorded(pg, "phones") >= {e.id for e in events if e.type == "offer.created"}
+    assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
+
+
+async def test_failed_batch_is_delivered_again_whole(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedBatches(failures=1)
+    bus = make_bus(read_count=100, claim_idle_ms=300)
+    bus.subscribe_batch("phones", handler)
+    await bus.start()
+    events = [new_event(type="offer.created", data={"n": n}) for n in range(10)]
+    await _queue_batch(pg, bus, handler, events)
+    await wait_until(lambda: bus.stats.handled == 11, what="handled after the retry")
+    assert bus.stats.failed == 10
+    failed, retried = handler.calls[1], handler.calls[2]
+    assert [e.id for e in failed] == [e.id for e in retried] == [e.id for e in events]
+    assert len(handler.calls) == 3
+    assert await _recorded(pg, "phones") >= {e.id for e in events}
     assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0

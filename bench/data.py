@@ -29,7 +29,7 @@ from rescue.demo.aeds import DemoAed, generate_aeds
 from rescue.demo.districts import PLANS
 from rescue.demo.volunteers import DemoVolunteer, generate_volunteers
 from rescue.ids import seeded_id
-from volunteers.constants import META, POSITIONS, POSITIONS_SEEN
+from volunteers.constants import META, POSITIONS_BY_MODE, POSITIONS_SEEN
 from volunteers.eligibility import encode_meta
 from volunteers.models import meta_of
 
@@ -209,19 +209,20 @@ def _meta_json(travel_mode: str, expires: dt.date, status: str, quiet: str | Non
 async def put_on_duty(
     redis: Redis, vols: list[DemoVolunteer], lat: np.ndarray, lng: np.ndarray, now: float
 ) -> None:
-    """Every volunteer checked in at its position (meta, GEO set, last seen), pipelined."""
+    """Every volunteer checked in at its position (meta, its mode's GEO set, last seen)."""
     lat_l, lng_l = lat.tolist(), lng.tolist()
     for start in range(0, len(vols), _REDIS_BATCH):
         chunk = range(start, min(start + _REDIS_BATCH, len(vols)))
         pipe = redis.pipeline(transaction=False)
         metas = {}
-        geo: list[Any] = []
+        geo: dict[str, list[Any]] = {}
         for i in chunk:
             v = vols[i]
             metas[v.id] = _meta_json(v.travel_mode, v.cert_expires_on, v.status, v.quiet_hours)
-            geo.extend((lng_l[i], lat_l[i], v.id))
+            geo.setdefault(POSITIONS_BY_MODE[v.travel_mode], []).extend((lng_l[i], lat_l[i], v.id))
         pipe.hset(META, mapping=metas)
-        pipe.geoadd(POSITIONS, geo)
+        for key, members in geo.items():
+            pipe.geoadd(key, members)
         pipe.zadd(POSITIONS_SEEN, {vols[i].id: now for i in chunk})
         await pipe.execute()
 

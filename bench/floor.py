@@ -1,9 +1,11 @@
 """The floor: a minimal aiohttp app doing only the unavoidable I/O of an alert and of a position.
 
-`POST /alert` {"external_id", "location": {"lat", "lng"}}: one GEOSEARCH over the same live
-positions the service searches (same radius and count), one INSERT committed, the response.
-`PUT /location` {"volunteer_id", "lat", "lng"}: one GEOADD. Run under gunicorn exactly like the
-service (`gunicorn bench.floor:app_factory --worker-class aiohttp.GunicornWebWorker`), reading
+`POST /alert` {"external_id", "location": {"lat", "lng"}}: the GEOSEARCH of each travel mode's
+live positions within that mode's reach, as the service searches them (one pipeline: one round
+trip), one INSERT committed, the response.
+`PUT /location` {"volunteer_id", "lat", "lng"}: one GEOADD (into a set of the floor's own).
+Run under gunicorn exactly like the service
+(`gunicorn bench.floor:app_factory --worker-class aiohttp.GunicornWebWorker`), reading
 BENCH_FLOOR_DATABASE_URL and BENCH_FLOOR_REDIS_URL. The harness creates the table first.
 """
 
@@ -19,14 +21,22 @@ from redis.asyncio import Redis
 
 from geo import TravelMode
 from rescue.settings import Settings
-from volunteers.constants import POSITIONS
+from volunteers.constants import POSITIONS_BY_MODE
+from volunteers.positions import MODE_CAP
 
 _DB: web.AppKey[asyncpg.Pool] = web.AppKey("floor_db", asyncpg.Pool)
 _REDIS: web.AppKey[Redis] = web.AppKey("floor_redis", Redis)
 
-# The service's search: the farthest a car reaches within the budget, the nearest 600 members.
-RADIUS_M = Settings().travel_model.reach_m(Settings().time_budget_s, TravelMode.CAR)
-COUNT = 600
+# The service's search: each mode's set within the mode's reach of the budget, its nearest
+# MODE_CAP members at most.
+REACH_M = {
+    POSITIONS_BY_MODE[mode.value]: Settings().travel_model.reach_m(Settings().time_budget_s, mode)
+    for mode in TravelMode
+}
+COUNT = MODE_CAP
+# The floor knows no travel modes: its position updates go to a set of its own, so that they
+# never put a volunteer into a second mode's set of the service's data.
+FLOOR_POSITIONS = "bench:floor:positions"
 
 CREATE_TABLE = """CREATE TABLE IF NOT EXISTS bench_floor_alerts (
     external_id text PRIMARY KEY,
@@ -43,10 +53,14 @@ async def alert(request: web.Request) -> web.Response:
     """One GEOSEARCH, one committed INSERT, the response."""
     body = await request.json()
     lat, lng = body["location"]["lat"], body["location"]["lng"]
-    hits = await request.app[_REDIS].execute_command(
-        "GEOSEARCH", POSITIONS, "FROMLONLAT", lng, lat, "BYRADIUS", RADIUS_M, "m",
-        "ASC", "COUNT", COUNT, "WITHDIST", "WITHCOORD",
-    )  # fmt: skip
+    async with request.app[_REDIS].pipeline(transaction=False) as pipe:
+        for key, reach_m in REACH_M.items():
+            pipe.execute_command(
+                "GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", reach_m, "m",
+                "ASC", "COUNT", COUNT, "WITHDIST", "WITHCOORD",
+            )  # fmt: skip
+        replies = await pipe.execute()
+    hits = sorted((hit for reply in replies for hit in reply), key=lambda h: float(h[1]))
     await request.app[_DB].execute(INSERT, body["external_id"], lat, lng, len(hits))
     nearest = [{"volunteer_id": h[0], "distance_m": float(h[1])} for h in hits[:6]]
     return web.json_response(
@@ -57,7 +71,8 @@ async def alert(request: web.Request) -> web.Response:
 async def location(request: web.Request) -> web.Response:
     """One GEOADD."""
     body = json.loads(await request.read())
-    await request.app[_REDIS].geoadd(POSITIONS, (body["lng"], body["lat"], body["volunteer_id"]))
+    point = (body["lng"], body["lat"], body["volunteer_id"])
+    await request.app[_REDIS].geoadd(FLOOR_POSITIONS, point)
     return web.Response(status=204)
 
 

@@ -31,13 +31,12 @@ from geo import AedIndex
 from rescue.auth import hash_token
 from rescue.bus.outbox import outbox_rows
 from rescue.ids import new_id
-from volunteers.positions import Candidate, search_candidates
+from volunteers.positions import MODE_CAP, Candidate, search_candidates
 
 logger = logging.getLogger(__name__)
 
 # The search itself is one round trip; this bounds a Redis that accepts but does not answer.
 SEARCH_TIMEOUT_S = 0.5
-SEARCH_LIMIT = 200
 DEGRADED_VOLUNTEERS = "volunteers"
 _ATTEMPTS = 3
 
@@ -96,11 +95,11 @@ async def find_candidates(
                 redis,
                 lat=lat,
                 lng=lng,
-                radius_m=config.search_radius_m(budget_s),
+                radius_m=config.reach_by_mode(budget_s),
                 now=now.timestamp(),
                 ttl_s=config.position_ttl_s,
                 at_local=at_local,
-                limit=SEARCH_LIMIT + skip,
+                limit=MODE_CAP + skip,
             )
     except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
         logger.warning("live positions unavailable, planning without volunteers: %r", exc)

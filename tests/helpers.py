@@ -84,3 +84,21 @@ async def insert_volunteer(
         hash_token(token),
     )
     return vid, token
+
+
+async def held_members(redis: Any) -> list[str]:
+    """Every volunteer whose position is held, whichever mode's set holds it (sorted)."""
+    from volunteers.constants import POSITION_KEYS
+
+    members: list[str] = []
+    for key in POSITION_KEYS:
+        members.extend(await redis.zrange(key, 0, -1))
+    return sorted(members)
+
+
+async def held_position(redis: Any, volunteer_id: str) -> tuple[float, float] | None:
+    """The (lat, lng) held for a volunteer, None if none."""
+    from volunteers.positions import stored_positions
+
+    (position,) = await stored_positions(redis, [volunteer_id])
+    return position

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-# GEO set of the latest position of each on-duty volunteer (member = volunteer id).
-POSITIONS = "rescue:pos"
+# GEO sets of the latest position of each on-duty volunteer (member = volunteer id), one per
+# travel mode, so that a search reads each mode only within that mode's own reach: a walker
+# beyond walking reach is never looked at, wherever the bikes and cars are.
+POSITIONS_BY_MODE = {
+    "walk": "rescue:pos:walk",
+    "bike": "rescue:pos:bike",
+    "car": "rescue:pos:car",
+}
+POSITION_KEYS = tuple(POSITIONS_BY_MODE.values())
 # Sorted set: member = volunteer id, score = unix time of the last position update.
 POSITIONS_SEEN = "rescue:pos:seen"
 # Hash: volunteer id -> compact JSON of what eligibility needs. Presence of the field IS the

@@ -1,8 +1,13 @@
 """Live duty state and positions in Redis: check-in/out, updates, candidate search, engagement.
 
-Only the latest position is kept (no history). A position counts while its last-seen score is
-within the TTL; searches filter on the score, and a background pruner removes stale members.
-Every operation is one Redis round trip (a Lua script or a MULTI pipeline).
+Only the latest position is kept (no history), in the GEO set of the volunteer's travel mode
+(`POSITIONS_BY_MODE`; the mode is read from the duty meta, so an update needs no more from the
+phone). A search reads each mode's set within that mode's own reach of the time budget: every
+volunteer who can arrive in time is examined and nobody who cannot (a walker 1 km away is not
+read to find the cyclists at that distance), instead of the nearest N of every mode, which in
+a dense centre cut off faster volunteers a little farther out. A position counts while its
+last-seen score is within the TTL; searches filter on the score, and a background pruner
+removes stale members. Every operation is one Redis round trip (a Lua script or a pipeline).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from volunteers.constants import ENGAGED, META, POSITIONS, POSITIONS_SEEN
+from geo import TravelMode
+from volunteers.constants import ENGAGED, META, POSITION_KEYS, POSITIONS_BY_MODE, POSITIONS_SEEN
 from volunteers.eligibility import ENGAGED as ENGAGED_REASON
 from volunteers.eligibility import (
     EXCLUSION_REASONS,
@@ -46,23 +52,42 @@ __all__ = [
     "set_off_duty_batch",
     "set_on_duty",
     "set_on_duty_batch",
+    "stored_positions",
     "update_position",
     "update_positions_batch",
 ]
 
-# The search looks at this many nearest members per wanted candidate, so stale, engaged or
-# ineligible ones near the patient do not crowd out eligible ones a little farther away.
-SCAN_FACTOR = 3
+# A bound on the members of one mode a search examines (its nearest first): only a crowd far
+# denser than a city's volunteers reaches it, and then the nearest of that mode are the fastest.
+MODE_CAP = 1000
 _BATCH = 1000
 
-# KEYS: meta, pos, seen. ARGV: (id, lng, lat, now) quads. Returns 1/0 per quad.
-_UPDATE = """
+# KEYS[1..3] of every script that writes positions: the walk, bike and car sets.
+_MODES = (TravelMode.WALK, TravelMode.BIKE, TravelMode.CAR)
+_MODE_KEYS = [POSITIONS_BY_MODE[mode.value] for mode in _MODES]
+if tuple(sorted(_MODE_KEYS)) != tuple(sorted(POSITION_KEYS)):  # pragma: no cover
+    raise RuntimeError("every travel mode needs its position set")
+
+# The mode's set of a stored meta (compact JSON written by encode_meta); walk if unreadable.
+_SET_OF = """
+local function set_of(meta)
+  local mode = string.match(meta, '"travel_mode":"(%a+)"')
+  if mode == 'bike' then return KEYS[2] elseif mode == 'car' then return KEYS[3] end
+  return KEYS[1]
+end
+"""
+
+# KEYS: walk, bike, car, meta, seen. ARGV: (id, lng, lat, now) quads. Returns 1/0 per quad.
+_UPDATE = (
+    _SET_OF
+    + """
 local out = {}
 for i = 1, #ARGV, 4 do
   local id = ARGV[i]
-  if redis.call('HEXISTS', KEYS[1], id) == 1 then
-    redis.call('GEOADD', KEYS[2], ARGV[i + 1], ARGV[i + 2], id)
-    redis.call('ZADD', KEYS[3], ARGV[i + 3], id)
+  local meta = redis.call('HGET', KEYS[4], id)
+  if meta then
+    redis.call('GEOADD', set_of(meta), ARGV[i + 1], ARGV[i + 2], id)
+    redis.call('ZADD', KEYS[5], ARGV[i + 3], id)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -70,36 +95,35 @@ for i = 1, #ARGV, 4 do
 end
 return out
 """
+)
 
-# KEYS: pos, seen, meta, engaged. ARGV: lng, lat, radius_m, count, min_seen.
-# Returns {stale, engaged, off_duty, {id, dist, lng, lat, seen, meta, ...}} nearest first.
-# GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
-# the circle, so a dense centre is searched at a quarter, then half of the radius first: when
-# a smaller circle already holds n members they are the n nearest (the same answer), found
-# in cells a fraction of the size. The per-member facts come in three batched calls.
+# KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
+# searched), count per mode, min_seen.
+# Returns {stale, engaged, off_duty, {id, dist, lng, lat, seen, meta, ...}}, mode by mode, each
+# nearest first. The per-member facts come in three batched calls.
 _SEARCH = """
-local radius = tonumber(ARGV[3])
-local count = tonumber(ARGV[4])
-local r = radius / 4
-local hits
-while true do
-  hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-    'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHCOORD', 'WITHDIST')
-  if #hits >= count or r >= radius then break end
-  r = math.min(radius, r * 2)
+local count = tonumber(ARGV[6])
+local hits = {}
+for m = 1, 3 do
+  local reach = tonumber(ARGV[2 + m])
+  if reach > 0 then
+    local found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
+      'BYRADIUS', reach, 'm', 'ASC', 'COUNT', count, 'WITHCOORD', 'WITHDIST')
+    for _, hit in ipairs(found) do hits[#hits + 1] = hit end
+  end
 end
 local seen, busy, metas = {}, {}, {}
 for first = 1, #hits, 1000 do
   local ids = {}
   for i = first, math.min(#hits, first + 999) do ids[#ids + 1] = hits[i][1] end
-  local s = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-  local b = redis.call('HMGET', KEYS[4], unpack(ids))
-  local m = redis.call('HMGET', KEYS[3], unpack(ids))
+  local s = redis.call('ZMSCORE', KEYS[4], unpack(ids))
+  local b = redis.call('HMGET', KEYS[6], unpack(ids))
+  local m = redis.call('HMGET', KEYS[5], unpack(ids))
   for j = 1, #ids do
     seen[first + j - 1], busy[first + j - 1], metas[first + j - 1] = s[j], b[j], m[j]
   end
 end
-local min_seen = tonumber(ARGV[5])
+local min_seen = tonumber(ARGV[7])
 local stale, engaged, off = 0, 0, 0
 local out = {}
 for i, hit in ipairs(hits) do
@@ -137,25 +161,38 @@ end
 return 0
 """
 
-# KEYS: meta. ARGV: (id, meta json) pairs. Rewrites only volunteers who are on duty.
-_REFRESH = """
+# KEYS: walk, bike, car, meta. ARGV: (id, meta json) pairs. Rewrites only volunteers who are
+# on duty; a new travel mode moves the held position to that mode's set.
+_REFRESH = (
+    _SET_OF
+    + """
 local n = 0
 for i = 1, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local id = ARGV[i]
+  local old = redis.call('HGET', KEYS[4], id)
+  if old then
+    local from, to = set_of(old), set_of(ARGV[i + 1])
+    if from ~= to then
+      local pos = redis.call('GEOPOS', from, id)[1]
+      if pos then
+        redis.call('GEOADD', to, pos[1], pos[2], id)
+        redis.call('ZREM', from, id)
+      end
+    end
+    redis.call('HSET', KEYS[4], id, ARGV[i + 1])
     n = n + 1
   end
 end
 return n
 """
+)
 
-# KEYS: pos, seen. ARGV: cutoff (exclusive), batch size. Atomic, so an update racing the prune
-# is never lost between reading the stale ids and removing them.
+# KEYS: walk, bike, car, seen. ARGV: cutoff (exclusive), batch size. Atomic, so an update
+# racing the prune is never lost between reading the stale ids and removing them.
 _PRUNE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
 if #ids > 0 then
-  redis.call('ZREM', KEYS[1], unpack(ids))
-  redis.call('ZREM', KEYS[2], unpack(ids))
+  for k = 1, 4 do redis.call('ZREM', KEYS[k], unpack(ids)) end
 end
 return #ids
 """
@@ -200,27 +237,34 @@ async def set_on_duty(
 async def set_on_duty_batch(
     redis: Redis, items: Sequence[tuple[str, VolunteerMeta, float, float]], *, now: float
 ) -> None:
-    """Check many volunteers in at once: (volunteer_id, meta, lat, lng) each (the demo fleet)."""
+    """Check many volunteers in at once: (volunteer_id, meta, lat, lng) each (the demo fleet).
+
+    Each position goes to its mode's set and leaves the others (the mode may have changed
+    since the volunteer's last check-in).
+    """
     for start in range(0, len(items), _BATCH):
         chunk = items[start : start + _BATCH]
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(META, mapping={vid: encode_meta(meta) for vid, meta, _, _ in chunk})
-            geo: list[float | str] = []
-            for vid, _, lat, lng in chunk:
-                geo.extend((lng, lat, vid))
-            pipe.geoadd(POSITIONS, geo)
+            for key in POSITION_KEYS:
+                geo: list[float | str] = []
+                elsewhere: list[str] = []
+                for vid, meta, lat, lng in chunk:
+                    if POSITIONS_BY_MODE[meta.travel_mode.value] == key:
+                        geo.extend((lng, lat, vid))
+                    else:
+                        elsewhere.append(vid)
+                if geo:
+                    pipe.geoadd(key, geo)
+                if elsewhere:
+                    pipe.zrem(key, *elsewhere)
             pipe.zadd(POSITIONS_SEEN, {vid: now for vid, _, _, _ in chunk})
             await pipe.execute()
 
 
 async def set_off_duty(redis: Redis, *, volunteer_id: str) -> bool:
     """Check a volunteer out: their position is forgotten at once. True if they were on duty."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hdel(META, volunteer_id)
-        pipe.zrem(POSITIONS, volunteer_id)
-        pipe.zrem(POSITIONS_SEEN, volunteer_id)
-        removed, _, _ = await pipe.execute()
-    return bool(removed)
+    return await set_off_duty_batch(redis, [volunteer_id]) == 1
 
 
 async def set_off_duty_batch(redis: Redis, volunteer_ids: Sequence[str]) -> int:
@@ -230,11 +274,32 @@ async def set_off_duty_batch(redis: Redis, volunteer_ids: Sequence[str]) -> int:
         chunk = volunteer_ids[start : start + _BATCH]
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hdel(META, *chunk)
-            pipe.zrem(POSITIONS, *chunk)
-            pipe.zrem(POSITIONS_SEEN, *chunk)
-            removed, _, _ = await pipe.execute()
+            for key in (*POSITION_KEYS, POSITIONS_SEEN):
+                pipe.zrem(key, *chunk)
+            removed, *_ = await pipe.execute()
         was_on += int(removed)
     return was_on
+
+
+async def stored_positions(
+    redis: Redis, volunteer_ids: Sequence[str]
+) -> list[tuple[float, float] | None]:
+    """The (lat, lng) held for each volunteer, None where none is (one round trip)."""
+    if not volunteer_ids:
+        return []
+    found: list[tuple[float, float] | None] = [None] * len(volunteer_ids)
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in POSITION_KEYS:
+            for start in range(0, len(volunteer_ids), _BATCH):
+                pipe.geopos(key, *volunteer_ids[start : start + _BATCH])
+        replies = await pipe.execute()
+    chunks = iter(replies)
+    for _key in POSITION_KEYS:
+        for start in range(0, len(volunteer_ids), _BATCH):
+            for offset, position in enumerate(next(chunks)):
+                if position is not None:
+                    found[start + offset] = (float(position[1]), float(position[0]))
+    return found
 
 
 async def is_on_duty(redis: Redis, volunteer_id: str) -> bool:
@@ -271,7 +336,7 @@ async def _write_positions(
     accepted: list[bool] = []
     for start in range(0, len(quads), _BATCH):
         args = [value for quad in quads[start : start + _BATCH] for value in quad]
-        flags = await script(keys=[META, POSITIONS, POSITIONS_SEEN], args=args)
+        flags = await script(keys=[*_MODE_KEYS, META, POSITIONS_SEEN], args=args)
         accepted.extend(bool(f) for f in flags)
     return accepted
 
@@ -330,7 +395,7 @@ async def refresh_meta_many(redis: Redis, metas: Mapping[str, VolunteerMeta]) ->
         args: list[str] = []
         for vid, meta in pairs[start : start + _BATCH]:
             args.extend((vid, encode_meta(meta)))
-        refreshed += int(await script(keys=[META], args=args))
+        refreshed += int(await script(keys=[*_MODE_KEYS, META], args=args))
     return refreshed
 
 
@@ -339,20 +404,26 @@ async def search_candidates(
     *,
     lat: float,
     lng: float,
-    radius_m: float,
+    radius_m: float | Mapping[TravelMode, float],
     now: float,
     ttl_s: int,
     at_local: dt.datetime,
-    limit: int = 200,
+    limit: int = MODE_CAP,
 ) -> tuple[list[Candidate], dict[str, int]]:
-    """Eligible volunteers within radius_m, nearest first, and the excluded counted by reason.
+    """Eligible volunteers within reach, nearest first, and the excluded counted by reason.
 
-    One round trip: GEOSEARCH, then last-seen, engagement and meta per member, in Lua. Only
-    the nearest limit*SCAN_FACTOR members are examined.
+    `radius_m`: the reach of each travel mode (a mode not given is not searched), or one
+    radius for all. One round trip: per mode a GEOSEARCH of its set within its reach (at
+    most `limit` members, nearest first), then last-seen, engagement and meta per member, in
+    Lua.
     """
+    if isinstance(radius_m, Mapping):
+        reach = [float(radius_m.get(mode, 0.0)) for mode in _MODES]
+    else:
+        reach = [float(radius_m)] * len(_MODES)
     stale, engaged, off_duty, flat = await _scripts(redis).search(
-        keys=[POSITIONS, POSITIONS_SEEN, META, ENGAGED],
-        args=[lng, lat, radius_m, max(1, limit * SCAN_FACTOR), now - ttl_s],
+        keys=[*_MODE_KEYS, POSITIONS_SEEN, META, ENGAGED],
+        args=[lng, lat, *reach, max(1, limit), now - ttl_s],
     )
     excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
     excluded[STALE] = int(stale)
@@ -365,17 +436,17 @@ async def search_candidates(
         if problem is not None:
             excluded[problem] += 1
             continue
-        if len(candidates) < limit:
-            candidates.append(
-                Candidate(
-                    volunteer_id=flat[i],
-                    lat=float(flat[i + 3]),
-                    lng=float(flat[i + 2]),
-                    distance_m=float(flat[i + 1]),
-                    travel_mode=meta.travel_mode,
-                    seen_at=float(flat[i + 4]),
-                )
+        candidates.append(
+            Candidate(
+                volunteer_id=flat[i],
+                lat=float(flat[i + 3]),
+                lng=float(flat[i + 2]),
+                distance_m=float(flat[i + 1]),
+                travel_mode=meta.travel_mode,
+                seen_at=float(flat[i + 4]),
             )
+        )
+    candidates.sort(key=lambda c: (c.distance_m, c.volunteer_id))
     return candidates, excluded
 
 
@@ -400,7 +471,7 @@ async def prune_stale(redis: Redis, *, now: float, ttl_s: int, batch: int = _BAT
     script = _scripts(redis).prune
     total = 0
     while True:
-        removed = int(await script(keys=[POSITIONS, POSITIONS_SEEN], args=[now - ttl_s, batch]))
+        removed = int(await script(keys=[*_MODE_KEYS, POSITIONS_SEEN], args=[now - ttl_s, batch]))
         total += removed
         if removed < batch:
             return total

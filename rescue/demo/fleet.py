@@ -51,10 +51,10 @@ from rescue.demo.constants import VOLUNTEER_PREFIX, id_prefix, volunteer_index
 from rescue.demo.positions import volunteer_anchors, volunteer_day_position
 from rescue.settings import Settings
 from rescue.typedefs import area_key, background_key, db_key, redis_key, settings_key
-from volunteers.constants import META, POSITIONS, POSITIONS_SEEN
+from volunteers.constants import META, POSITION_KEYS, POSITIONS_SEEN
 from volunteers.eligibility import VolunteerMeta
 from volunteers.models import meta_of
-from volunteers.positions import set_on_duty_batch, update_positions_batch
+from volunteers.positions import set_on_duty_batch, stored_positions, update_positions_batch
 
 logger = logging.getLogger(__name__)
 
@@ -263,18 +263,9 @@ def _day_positions(
 async def _positions(redis: Redis, ids: Sequence[str]) -> NDArray[np.float64]:
     """The (lat, lng) held for each id, NaN where there is none; one round trip."""
     result = np.full((len(ids), 2), math.nan)
-    if not ids:
-        return result
-    async with redis.pipeline(transaction=False) as pipe:
-        for start in range(0, len(ids), CHUNK):
-            pipe.geopos(POSITIONS, *ids[start : start + CHUNK])
-        chunks = await pipe.execute()
-    row = 0
-    for chunk in chunks:
-        for position in chunk:
-            if position is not None:
-                result[row] = (float(position[1]), float(position[0]))
-            row += 1
+    for row, position in enumerate(await stored_positions(redis, ids)):
+        if position is not None:
+            result[row] = position
     return result
 
 
@@ -286,8 +277,8 @@ async def _set_off_duty_many(redis: Redis, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             pipe.hdel(META, *chunk)
-            pipe.zrem(POSITIONS, *chunk)
-            pipe.zrem(POSITIONS_SEEN, *chunk)
+            for key in (*POSITION_KEYS, POSITIONS_SEEN):
+                pipe.zrem(key, *chunk)
         await pipe.execute()
 
 

@@ -38,11 +38,11 @@ from rescue.demo.fleet import (
 )
 from rescue.settings import Settings
 from rescue.typedefs import area_key, background_key, db_key, redis_key, settings_key
-from tests.helpers import wait_until
-from volunteers.constants import META, POSITIONS, POSITIONS_SEEN
+from tests.helpers import held_members, held_position, wait_until
+from volunteers.constants import META, POSITIONS_SEEN
 from volunteers.eligibility import decode_meta
 from volunteers.models import meta_of
-from volunteers.positions import search_candidates
+from volunteers.positions import search_candidates, stored_positions
 
 COUNT = 600
 # Positions are stored as 52-bit geohashes: about half a metre of rounding.
@@ -96,11 +96,11 @@ async def fleet_state(redis: Redis) -> dict[str, tuple[float, float, float, str]
     scores: Any = await redis.zrange(POSITIONS_SEEN, 0, -1, withscores=True)
     seen: dict[str, float] = dict(scores)
     ids = list(metas)
-    positions = await redis.geopos(POSITIONS, *ids) if ids else []
+    positions = await stored_positions(redis, ids)
     state = {}
     for vid, position in zip(ids, positions, strict=True):
         assert position is not None, vid
-        state[vid] = (float(position[1]), float(position[0]), seen[vid], metas[vid])
+        state[vid] = (position[0], position[1], seen[vid], metas[vid])
     return state
 
 
@@ -142,7 +142,7 @@ async def test_fleet_puts_the_requested_eligible_volunteers_on_duty(
     assert on == 200
     state = await fleet_state(redis)
     assert len(state) == 200
-    assert await redis.zcard(POSITIONS) == 200
+    assert len(await held_members(redis)) == 200
     assert set(state) <= set(eligible)
     for vid, (lat, lng, seen, meta) in state.items():
         assert seen == now
@@ -270,7 +270,7 @@ async def test_at_night_a_smaller_share_stays_on_and_the_rest_check_out(
     )
     late = await fleet_state(redis)
     assert set(late) == set(roster.ids[:60]) and set(late) < set(day)
-    assert await redis.zcard(POSITIONS) == await redis.zcard(POSITIONS_SEEN) == 60
+    assert len(await held_members(redis)) == await redis.zcard(POSITIONS_SEEN) == 60
     # The next morning the others check in again.
     morning = local_ts(settings, 9, demo_today() + dt.timedelta(days=1))
     assert (
@@ -302,7 +302,7 @@ async def test_the_driver_rereads_the_roster_each_day(
     assert await driver.tick(now=local_ts(settings, 12, demo_today() + dt.timedelta(days=1)))
     on_duty = set(await redis.hkeys(META))
     assert leaving not in on_duty and len(on_duty) == 100 and on_duty <= set(eligible)
-    assert await redis.geopos(POSITIONS, leaving) == [None]
+    assert await held_position(redis, leaving) is None
     await driver.stop()
     assert not driver.leading and not await redis.exists(LOCK_KEY)
 

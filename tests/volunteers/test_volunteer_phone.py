@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from geo import Crs, from_wgs84, haversine_m
 from rescue.typedefs import redis_key
 from tests.conftest import ADMIN
-from tests.helpers import bearer, wait_until
+from tests.helpers import bearer, held_members, held_position, wait_until
 from tests.volunteers.support import (
     MAY_FOURTH_SQUARE,
     SHANGHAI,
@@ -24,12 +24,11 @@ from tests.volunteers.support import (
     volunteer_body,
 )
 from volunteers.channels import CLOSE_TOKEN_REVOKED, push_to_phone
-from volunteers.constants import META, POSITIONS, POSITIONS_SEEN
+from volunteers.constants import META, POSITIONS_BY_MODE, POSITIONS_SEEN
 
 
 async def stored_position(redis: Redis, vid: str) -> tuple[float, float] | None:
-    (pos,) = await redis.geopos(POSITIONS, vid)
-    return None if pos is None else (pos[1], pos[0])
+    return await held_position(redis, vid)
 
 
 async def go_on_duty(
@@ -154,11 +153,11 @@ async def test_location_updates_move_the_only_position(client: TestClient, redis
     assert resp.status == 204
     pos = await stored_position(redis, vol["id"])
     assert pos is not None and haversine_m(*pos, *ZHANQIAO_PIER) < 1
-    assert await redis.zcard(POSITIONS) == 1
+    assert await held_members(redis) == [vol["id"]]
     assert await redis.zscore(POSITIONS_SEEN, vol["id"]) >= seen_before
     # No history anywhere: the volunteers' keys are the live state only.
     ours = [k for k in await redis.keys("rescue:*") if k.startswith(("rescue:pos", "rescue:vol"))]
-    assert sorted(ours) == [POSITIONS, POSITIONS_SEEN, META]
+    assert sorted(ours) == sorted([POSITIONS_BY_MODE[vol["travel_mode"]], POSITIONS_SEEN, META])
 
 
 async def test_location_while_off_duty_is_409(client: TestClient, redis: Redis) -> None:

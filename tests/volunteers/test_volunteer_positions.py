@@ -10,8 +10,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from geo import TravelMode, haversine_m
+from tests.helpers import held_members, held_position
 from volunteers import positions
-from volunteers.constants import ENGAGED, META, POSITIONS, POSITIONS_SEEN
+from volunteers.constants import ENGAGED, META, POSITION_KEYS, POSITIONS_BY_MODE, POSITIONS_SEEN
 from volunteers.eligibility import VolunteerMeta, parse_quiet_hours
 
 TTL = 120
@@ -27,7 +28,7 @@ def meta(**changes: object) -> VolunteerMeta:
         "quiet_hours": None,
     }
     values.update(changes)
-    return VolunteerMeta(**values)  # type: ignore[arg-type]
+    return VolunteerMeta(**values)
 
 
 def north_of(point: tuple[float, float], metres: float) -> tuple[float, float]:
@@ -44,7 +45,12 @@ async def on_duty(
 
 
 async def search(
-    redis: Redis, *, now: float, radius_m: float = 1000, at_local: dt.datetime = NOON, **kw: int
+    redis: Redis,
+    *,
+    now: float,
+    radius_m: float | dict[TravelMode, float] = 1000,
+    at_local: dt.datetime = NOON,
+    **kw: int,
 ) -> tuple[list[positions.Candidate], dict[str, int]]:
     return await positions.search_candidates(
         redis,
@@ -62,13 +68,13 @@ async def test_check_in_writes_position_and_check_out_forgets_it(redis: Redis) -
     now = time.time()
     await on_duty(redis, "vol_a", 100, now=now)
     assert await redis.hexists(META, "vol_a")
-    assert await redis.geopos(POSITIONS, "vol_a") != [None]
+    assert await held_position(redis, "vol_a") is not None
     assert await redis.zscore(POSITIONS_SEEN, "vol_a") == now
     assert await positions.is_on_duty(redis, "vol_a")
 
     assert await positions.set_off_duty(redis, volunteer_id="vol_a") is True
     assert not await redis.hexists(META, "vol_a")
-    assert await redis.geopos(POSITIONS, "vol_a") == [None]
+    assert await held_position(redis, "vol_a") is None
     assert await redis.zscore(POSITIONS_SEEN, "vol_a") is None
     assert await positions.set_off_duty(redis, volunteer_id="vol_a") is False
 
@@ -79,15 +85,15 @@ async def test_position_update_needs_duty_and_keeps_only_the_latest(redis: Redis
         redis, volunteer_id="vol_a", lat=CENTER[0], lng=CENTER[1], now=now
     )
     assert moved is False
-    assert await redis.exists(POSITIONS, POSITIONS_SEEN) == 0
+    assert await redis.exists(*POSITION_KEYS, POSITIONS_SEEN) == 0
 
     await on_duty(redis, "vol_a", 100, now=now - 10)
     lat, lng = north_of(CENTER, 300)
     assert await positions.update_position(redis, volunteer_id="vol_a", lat=lat, lng=lng, now=now)
-    assert await redis.zcard(POSITIONS) == 1
+    assert await held_members(redis) == ["vol_a"]
     assert await redis.zscore(POSITIONS_SEEN, "vol_a") == now
-    (stored,) = await redis.geopos(POSITIONS, "vol_a")
-    assert haversine_m(lat, lng, stored[1], stored[0]) < 1
+    stored = await held_position(redis, "vol_a")
+    assert stored is not None and haversine_m(lat, lng, *stored) < 1
 
 
 async def test_search_returns_eligible_nearest_first(redis: Redis) -> None:
@@ -183,7 +189,7 @@ async def test_pruner_removes_stale_positions_but_keeps_duty(redis: Redis) -> No
     removed = await positions.prune_stale(redis, now=now, ttl_s=TTL, batch=2)
 
     assert removed == 5
-    assert await redis.zrange(POSITIONS, 0, -1) == ["vol_fresh"]
+    assert await held_members(redis) == ["vol_fresh"]
     assert await redis.zrange(POSITIONS_SEEN, 0, -1) == ["vol_fresh"]
     assert await redis.hlen(META) == 6  # still on duty: the next update brings them back
     assert await positions.update_position(
@@ -218,7 +224,7 @@ async def test_batches_for_the_demo_fleet(redis: Redis) -> None:
     fleet = [(f"vol_{i}", meta(), *north_of(CENTER, 10 + i)) for i in range(2500)]
     await positions.set_on_duty_batch(redis, fleet, now=now - 60)
     assert await redis.hlen(META) == 2500
-    assert await redis.zcard(POSITIONS) == 2500
+    assert len(await held_members(redis)) == 2500
 
     moves = [(f"vol_{i}", *north_of(CENTER, 20 + i)) for i in range(2500)]
     moves.append(("vol_not_on_duty", *CENTER))
@@ -262,8 +268,8 @@ async def test_concurrent_updates_are_coalesced_but_each_gets_its_answer(redis: 
     )
     assert results[:300] == [i % 2 == 0 for i in range(300)]
     assert results[300] is True
-    (stored,) = await redis.geopos(POSITIONS, "vol_0")
-    assert haversine_m(CENTER[0], CENTER[1], stored[1], stored[0]) < 1
+    stored = await held_position(redis, "vol_0")
+    assert stored is not None and haversine_m(*CENTER, *stored) < 1
     assert await redis.zcount(POSITIONS_SEEN, now, now) == 150
 
 
@@ -290,6 +296,62 @@ async def test_batch_check_out(redis: Redis) -> None:
         await on_duty(redis, f"vol_{i}", 100, now=now)
     assert await positions.set_off_duty_batch(redis, ["vol_0", "vol_2", "vol_never"]) == 2
     assert await redis.hkeys(META) == ["vol_1"]
-    assert await redis.zrange(POSITIONS, 0, -1) == ["vol_1"]
+    assert await held_members(redis) == ["vol_1"]
     assert await redis.zrange(POSITIONS_SEEN, 0, -1) == ["vol_1"]
     assert await positions.set_off_duty_batch(redis, []) == 0
+
+
+async def test_each_mode_is_searched_within_its_own_reach(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_walk_in", 400, now=now)
+    await on_duty(redis, "vol_walk_out", 500, now=now)
+    await on_duty(redis, "vol_bike_in", 800, now=now, travel_mode=TravelMode.BIKE)
+    await on_duty(redis, "vol_bike_out", 900, now=now, travel_mode=TravelMode.BIKE)
+    await on_duty(redis, "vol_car_in", 1200, now=now, travel_mode=TravelMode.CAR)
+    await on_duty(redis, "vol_car_out", 1300, now=now, travel_mode=TravelMode.CAR)
+    # Stale members beyond their mode's reach are not read at all, so not counted either.
+    await on_duty(redis, "vol_walk_stale", 600, now=now - TTL - 5)
+    reach = {TravelMode.WALK: 450.0, TravelMode.BIKE: 850.0, TravelMode.CAR: 1250.0}
+
+    found, excluded = await search(redis, now=now, radius_m=reach)
+
+    assert [c.volunteer_id for c in found] == ["vol_walk_in", "vol_bike_in", "vol_car_in"]
+    assert [c.travel_mode for c in found] == [TravelMode.WALK, TravelMode.BIKE, TravelMode.CAR]
+    assert excluded["stale"] == 0
+    # A mode left out of the reach is not searched.
+    found, _ = await search(redis, now=now, radius_m={TravelMode.CAR: 5000.0})
+    assert [c.volunteer_id for c in found] == ["vol_car_in", "vol_car_out"]
+
+
+async def test_the_limit_bounds_each_mode_nearest_first(redis: Redis) -> None:
+    now = time.time()
+    for i in range(4):
+        await on_duty(redis, f"vol_w{i}", 100 + i * 10, now=now)
+        await on_duty(redis, f"vol_b{i}", 105 + i * 10, now=now, travel_mode=TravelMode.BIKE)
+    found, _ = await search(redis, now=now, limit=2)
+    assert [c.volunteer_id for c in found] == ["vol_w0", "vol_b0", "vol_w1", "vol_b1"]
+
+
+async def test_a_new_travel_mode_moves_the_held_position(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_a", 300, now=now)
+    before = await held_position(redis, "vol_a")
+    assert await redis.zrange(POSITIONS_BY_MODE["walk"], 0, -1) == ["vol_a"]
+
+    assert await positions.refresh_meta(
+        redis, volunteer_id="vol_a", meta=meta(travel_mode=TravelMode.CAR)
+    )
+    assert await redis.exists(POSITIONS_BY_MODE["walk"]) == 0
+    assert await redis.zrange(POSITIONS_BY_MODE["car"], 0, -1) == ["vol_a"]
+    after = await held_position(redis, "vol_a")
+    assert before is not None and after is not None and haversine_m(*before, *after) < 0.5
+    # Updates now land in the car set; checking in again on foot moves it back.
+    lat, lng = north_of(CENTER, 50)
+    assert await positions.update_position(redis, volunteer_id="vol_a", lat=lat, lng=lng, now=now)
+    assert await held_members(redis) == ["vol_a"]
+    assert await redis.zrange(POSITIONS_BY_MODE["car"], 0, -1) == ["vol_a"]
+    await on_duty(redis, "vol_a", 60, now=now)
+    assert await redis.zrange(POSITIONS_BY_MODE["walk"], 0, -1) == ["vol_a"]
+    assert await held_members(redis) == ["vol_a"]
+    found, _ = await search(redis, now=now)
+    assert [(c.volunteer_id, c.travel_mode) for c in found] == [("vol_a", TravelMode.WALK)]

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
 
 from bench import data, stats
@@ -39,6 +38,7 @@ from bench.run import (
     create_center,
     run_load,
     service_server,
+    settle_incidents,
 )
 from bench.server import Gunicorn
 from rescue.area import load_service_area
@@ -102,21 +102,6 @@ async def _round(
         return out
     finally:
         server.stop()
-
-
-async def _settle(database_url: str) -> None:
-    """Close the incidents of earlier rounds: their escalation must not load the next variant."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(
-            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
-        )
-        await conn.execute(
-            "UPDATE incidents SET status = 'closed', closed_at = now(), "
-            "next_escalation_at = NULL WHERE status = 'open'"
-        )
-    finally:
-        await conn.close()
 
 
 def _figures(r: dict[str, Any]) -> dict[str, float | None]:
@@ -194,7 +179,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
     for n in range(a.rounds):
         k = n % len(variants)
         for name, tree, wc in variants[k:] + variants[:k]:
-            await _settle(o.database_url)
+            await settle_incidents(o.database_url)
             redis = Redis.from_url(o.redis_url)
             await data.refresh_seen(redis)
             await redis.aclose()

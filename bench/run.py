@@ -287,6 +287,22 @@ def service_server(o: Options, log: Path) -> Gunicorn:
     )
 
 
+async def settle_incidents(database_url: str) -> None:
+    """Close the open incidents of the phases before: nobody accepts a bench offer, so each would
+    escalate wave after wave (45 s, then every 120 s) into the next phase's measurement."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
+        )
+        await conn.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = now(), "
+            "next_escalation_at = NULL WHERE status = 'open'"
+        )
+    finally:
+        await conn.close()
+
+
 def floor_server(o: Options, log: Path) -> Gunicorn:
     """The floor, same worker count."""
     env = {"BENCH_FLOOR_DATABASE_URL": o.database_url, "BENCH_FLOOR_REDIS_URL": o.redis_url}
@@ -329,13 +345,16 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
             figures["alert_alone"] = await alerts_alone(t, points, o, tag)
             _say(f"  p50 {figures['alert_alone']['p50']} p99 {figures['alert_alone']['p99']} ms")
             if full:
+                await settle_incidents(o.database_url)
                 _say(f"{scale.name} {name}: alerts under {o.position_rate}/s positions")
                 alerts, positions = await alerts_under_positions(t, points, riders, o, tag)
                 figures["alert_under_positions"] = alerts
                 figures["positions_during_alerts"] = positions
                 _say(f"  alert p99 {alerts['p99']} ms; position p99 {positions['p99']} ms")
+                await settle_incidents(o.database_url)
                 _say(f"{scale.name} {name}: position ramp")
                 figures["position_ramp"] = await position_ramp(t, riders, o)
+                await settle_incidents(o.database_url)
                 if name == "service" and o.ws_alerts:
                     # Offers reach phones through the bus: events still queued from the load
                     # above delay them (the figure then measures the backlog, not the path).

@@ -189,8 +189,10 @@ class Bus:
         """Register a handler that takes the events of each read at once, before start().
 
         For handlers whose effects are idempotent and cheaper together (one query for a batch,
-        one pipeline of publishes): the handler gets the batch's new events of its types in
-        stream order; when it returns they are recorded (one INSERT) and acked (one XACK);
+        one pipeline of publishes): the handler gets the batch's events of its types in stream
+        order (on a first delivery without looking up whether an event was recorded already: a
+        relay that died before stamping an event may have published it twice, and the handler
+        takes that in its stride); when it returns they are recorded (one INSERT) and acked;
         when it raises, none is, and each is delivered again after `claim_idle_ms` (and
         dead-lettered after `max_deliveries`) like a failed event of a per-event handler.
         """

@@ -176,8 +176,11 @@ class Consumer:
         # Flush well before claim_idle_ms so a slow batch's handled entries are not reclaimed.
         flush_every = bus.claim_idle_ms / 2000
         flush_at = time.monotonic() + flush_every
+        # A batch handler is idempotent: a first delivery is not looked up (a round trip per read
+        # saved); a redelivery, which may have been handled before its ack was lost, still is.
+        lookup = sub.batch_handler is None or any(attempt > 1 for _, _, attempt, _ in parsed)
         try:
-            if wanted:
+            if wanted and lookup:
                 rows = await bus.pool.fetch(queries.PROCESSED_AMONG, sub.group, wanted)
                 batch.done.update(row["event_id"] for row in rows)
             for entry_id, fields, attempt, event in parsed:

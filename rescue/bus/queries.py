@@ -48,15 +48,24 @@ GROUP_NAMES = "SELECT name FROM bus_groups ORDER BY name"
 
 _COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
 
-# Several relays (one per worker) drain concurrently: each takes the rows nobody holds.
-LOCK_UNPUBLISHED = f"""
-SELECT {_COLUMNS}
-FROM outbox
-WHERE published_at IS NULL
-ORDER BY id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+# Several relays (one per worker) drain concurrently: each claims, for $2, the unpublished rows
+# nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same instant).
+# RETURNING is in no particular order: the relay sorts by id.
+CLAIM_UNPUBLISHED = """
+UPDATE outbox o SET claimed_until = now() + $2::interval
+FROM (
+    SELECT id FROM outbox
+    WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE o.id = c.id
+RETURNING o.id, o.event_id, o.type, o.key, o.data::text AS data, o.occurred_at
 """
+
+# A claim given back (the XADD failed): the next pass may publish the rows at once.
+RELEASE_CLAIM = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
 
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -34,6 +36,12 @@ return 0
 
 # How long to poll only, after the LISTEN connection could not be opened, before trying again.
 _LISTEN_RETRY_S = 5.0
+# A relay's claim on the rows it is publishing: past it (the relay died between the XADD and the
+# stamp) another relay publishes them again.
+CLAIM_LEASE = timedelta(seconds=15)
+# The epoch marker is read at most this often, not on every wake-up: events published to a Redis
+# that lost the bus meanwhile are not recorded by any group, so the replay still brings them.
+_EPOCH_CHECK_S = 1.0
 
 
 class Relay:
@@ -49,6 +57,7 @@ class Relay:
         self._outage = Outage(logger, "bus relay")
         self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
         self._next_cleanup = time.monotonic() + bus.cleanup_interval_s
+        self._next_epoch_check = 0.0
 
     @property
     def listening(self) -> bool:
@@ -73,7 +82,9 @@ class Relay:
                 await self._listen()
                 self._wake.clear()
                 try:
-                    await self.replay_if_lost()
+                    if time.monotonic() >= self._next_epoch_check:
+                        await self.replay_if_lost()
+                        self._next_epoch_check = time.monotonic() + _EPOCH_CHECK_S
                     await self.drain()
                     if time.monotonic() >= self._next_cleanup:
                         self._next_cleanup = time.monotonic() + self._bus.cleanup_interval_s
@@ -92,16 +103,25 @@ class Relay:
             await self._close_listener()
 
     async def drain(self) -> int:
-        """Publish every committed, unpublished outbox row; the number published."""
+        """Publish every committed, unpublished outbox row; the number published.
+
+        Per batch two statements: claim (a lease), then, after the XADDs, stamp published.
+        """
         bus = self._bus
         total = 0
         while True:
-            async with bus.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(queries.LOCK_UNPUBLISHED, bus.batch_size)
-                if not rows:
-                    return total
+            rows = await bus.pool.fetch(queries.CLAIM_UNPUBLISHED, bus.batch_size, CLAIM_LEASE)
+            if not rows:
+                return total
+            rows = sorted(rows, key=lambda r: r["id"])
+            ids = [r["id"] for r in rows]
+            try:
                 await self._publish(rows)
-                await conn.execute(queries.MARK_PUBLISHED, [r["id"] for r in rows])
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await bus.pool.execute(queries.RELEASE_CLAIM, ids)
+                raise
+            await bus.pool.execute(queries.MARK_PUBLISHED, ids)
             total += len(rows)
             bus.stats.published += len(rows)
             if len(rows) < bus.batch_size:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
 from rescue.bus.outbox import emit_many, new_event
+from rescue.bus.queries import CLAIM_UNPUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
@@ -332,3 +333,26 @@ async def test_emit_many_keeps_order_in_one_statement(
         assert await emit_many(pg, []) == []
     await wait_until(lambda: len(got.calls) == 5, what="all five")
     assert [e for e, _ in got.calls] == events
+
+
+async def test_a_dead_relays_claim_expires_and_the_rows_are_published(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    got = Recorder()
+    bus = make_bus(poll_interval_s=0.2)
+    bus.subscribe("phones", got)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    # A relay of a worker that then died: it claimed the row for 1 s and never published it
+    # (claimed in the emitting transaction, so the live relay's wake-up finds it claimed).
+    async with pg.transaction():
+        sent = new_event(type="offer.created", data={"n": 1})
+        await emit_many(pg, [sent])
+        claimed = await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1))
+    assert [r["event_id"] for r in claimed] == [sent.id]
+    assert await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1)) == []  # held
+    await asyncio.sleep(0.5)
+    assert got.ids() == []  # still claimed by the dead relay
+    await wait_until(lambda: sent.id in got.ids(), what="published after the lease", timeout=5)
+    stamped = "SELECT published_at IS NOT NULL FROM outbox WHERE event_id = $1"
+    await wait_until(lambda: pg.fetchval(stamped, sent.id), what="stamped published")

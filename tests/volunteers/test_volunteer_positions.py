@@ -355,3 +355,14 @@ async def test_a_new_travel_mode_moves_the_held_position(redis: Redis) -> None:
     assert await held_members(redis) == ["vol_a"]
     found, _ = await search(redis, now=now)
     assert [(c.volunteer_id, c.travel_mode) for c in found] == [("vol_a", TravelMode.WALK)]
+
+
+async def test_a_bounded_search_widens_until_it_has_the_nearest(redis: Redis) -> None:
+    now = time.time()
+    # Within a quarter of the 1,000 m reach: one; within half: still one; within all: three.
+    for vid, metres in (("vol_far", 900), ("vol_near", 100), ("vol_mid", 600)):
+        await on_duty(redis, vid, metres, now=now)
+    found, _ = await search(redis, now=now, limit=2)
+    assert [c.volunteer_id for c in found] == ["vol_near", "vol_mid"]
+    found, _ = await search(redis, now=now, limit=1)
+    assert [c.volunteer_id for c in found] == ["vol_near"]

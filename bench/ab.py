@@ -108,6 +108,8 @@ def _figures(r: dict[str, Any]) -> dict[str, float | None]:
     f: dict[str, float | None] = {}
     for pct in ("p50", "p95", "p99"):
         f[f"alert alone {pct} (ms)"] = r["alert_alone"][pct]
+    for key, value in r["alert_alone"].get("cost_per_alert", {}).items():
+        f[f"alert alone: {key} per alert"] = value
     if "alert_under_positions" in r:
         for pct in ("p50", "p99"):
             f[f"alert under positions {pct} (ms)"] = r["alert_under_positions"][pct]

@@ -21,7 +21,12 @@ from redis.exceptions import ResponseError
 
 from bench import data, stats
 from bench.floor import CREATE_TABLE
-from bench.server import ROOT, Gunicorn
+from bench.server import (
+    ROOT,
+    Gunicorn,
+    machine_busy_seconds,
+    processes_cpu_seconds,
+)
 from rescue.area import load_service_area
 from rescue.bus import STREAM
 from volunteers.constants import META
@@ -134,9 +139,51 @@ def _split(riders: list[data.Rider], parts: int) -> list[list[data.Rider]]:
 
 
 async def alerts_alone(t: Target, points: list[tuple[float, float]], o: Options, tag: str) -> Any:
-    """Alert latency with nothing else running."""
+    """Alert latency with nothing else running, and what each alert cost the machine."""
+    before = await counters(t, o)
     (res,) = await run_load([{"alerts": t.alerts(points, f"{tag}-alone-", o.alert_concurrency)}])
-    return stats.alerts_figures(res["alerts"])
+    await asyncio.sleep(_SETTLE_S)  # the background work of the last alerts, the stats flush
+    after = await counters(t, o)
+    figures = stats.alerts_figures(res["alerts"])
+    figures["cost_per_alert"] = per_alert(before, after, len(points))
+    return figures
+
+
+# After a phase: the bus's work for its last alerts ends and PostgreSQL flushes its statistics
+# (a backend reports at most once a second).
+_SETTLE_S = 2.0
+
+
+async def counters(t: Target, o: Options) -> dict[str, float]:
+    """Counters whose growth over a phase is its cost: CPU seconds of the workers, PostgreSQL,
+    Redis and the whole machine (the load generator included); PostgreSQL transactions in the
+    bench's database (a statement outside a transaction counts as one); Redis commands."""
+    conn = await asyncpg.connect(o.database_url)
+    try:
+        xacts = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    redis = Redis.from_url(o.redis_url)
+    try:
+        info = await redis.info("all")
+    finally:
+        await redis.aclose()
+    return {
+        "worker_cpu_ms": t.server.cpu_seconds() * 1000,
+        "postgres_cpu_ms": processes_cpu_seconds("postgres") * 1000,
+        "redis_cpu_ms": (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1000,
+        "machine_cpu_ms": machine_busy_seconds() * 1000,
+        "pg_transactions": float(xacts),
+        "redis_commands": float(info["total_commands_processed"]),
+    }
+
+
+def per_alert(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """Each counter's growth divided by the alerts sent."""
+    return {key: round((after[key] - before[key]) / n, 2) for key in before}
 
 
 async def alerts_under_positions(
@@ -378,6 +425,16 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
     return result
 
 
+_COSTS = (
+    ("worker_cpu_ms", "worker CPU (ms)"),
+    ("postgres_cpu_ms", "PostgreSQL CPU (ms)"),
+    ("redis_cpu_ms", "Redis CPU (ms)"),
+    ("machine_cpu_ms", "machine CPU, load generator included (ms)"),
+    ("pg_transactions", "PostgreSQL transactions"),
+    ("redis_commands", "Redis commands"),
+)
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
     """The summary table's rows: figure, service, floor, target."""
     out: list[tuple[str, Any, Any, str]] = []
@@ -411,6 +468,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
             for pct in ("p50", "p99", "max"):
                 out.append((f"{scale_name}: alert → WebSocket offer {pct} (ms)",
                             s["ws_offer"][pct], None, ""))  # fmt: skip
+        for key, label in _COSTS:
+            out.append(
+                (f"{scale_name}: {label} per alert, alone",
+                 s["alert_alone"].get("cost_per_alert", {}).get(key),
+                 f["alert_alone"].get("cost_per_alert", {}).get(key), "")
+            )  # fmt: skip
         out.append(
             (f"{scale_name}: max worker RSS (MiB)",
              s["memory"]["max_worker_rss_mib"], f["memory"]["max_worker_rss_mib"], "")

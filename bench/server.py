@@ -22,6 +22,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time from /proc (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state is field 3
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def processes_cpu_seconds(name: str) -> float:
+    """The CPU time of every process whose command name is `name` (e.g. postgres)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == name:
+                total += process_cpu_seconds(int(entry.name))
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent not idle on the whole machine since boot (all CPUs, /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / _TICKS
+
+
 class Gunicorn:
     """One gunicorn master with N aiohttp workers."""
 
@@ -104,6 +138,10 @@ class Gunicorn:
             except OSError:
                 continue
         return sizes
+
+    def cpu_seconds(self) -> float:
+        """The CPU time (user + system) the workers have used so far."""
+        return sum(process_cpu_seconds(pid) for pid in self.worker_pids())
 
     def stop(self) -> None:
         """Stop the master and its workers (SIGTERM, then SIGKILL after 15 s)."""

@@ -43,7 +43,12 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert figures["alert_under_positions"]["count"] == 10
         assert figures["positions_during_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
+        cost = figures["alert_alone"]["cost_per_alert"]
+        assert cost["worker_cpu_ms"] > 0 and cost["machine_cpu_ms"] > 0
+        # Every alert commits at least its own INSERT and asks Redis at least once.
+        assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
         assert len(figures["memory"]["workers_rss_kib"]) == 1
         assert figures["memory"]["used_memory"] > 0
     assert "ws_offer" in scale["service"]
+    assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]

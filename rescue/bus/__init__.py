@@ -4,17 +4,18 @@ Producing: `await emit(conn, type=..., data=..., key=...)` inside the caller's t
 writes an `outbox` row and a NOTIFY in one statement and never touches Redis, so an incident
 commits while Redis is down; a rolled-back transaction leaves no event.
 
-Relaying: every worker's relay wakes on the NOTIFY at commit (polling every `poll_interval_s` as
-a fallback), claims unpublished rows for a lease (one UPDATE ... FOR UPDATE SKIP LOCKED ...
-RETURNING, safe in every worker at once), XADDs them in id order (approximate MAXLEN) and stamps
-`published_at` (a relay that dies in between leaves its claim to expire, and the rows are
-published again). Redis keeps a marker key (`<stream>:epoch`); when it is missing (Redis
-restarted empty, FLUSHDB) one relay (advisory lock) recreates every known group (`bus_groups`)
-at '0' and re-publishes the events of the retention window (24 h) that a group taking their type
-has not recorded in `bus_processed`; the marker reads 'replaying:...' meanwhile and is completed
-by compare-and-set, so a flush during the replay triggers another. Published rows no group owes
-are deleted after the retention window (all of them after `purge_after`, 7 days) by the relays
-now and then.
+Relaying: one relay wakes on the NOTIFY at commit (the holder of a session advisory lock on its
+LISTEN connection; another takes it over when that connection ends) and every relay polls every
+`poll_interval_s` as a fallback; a relay claims unpublished rows for a lease (one UPDATE ... FOR
+UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order
+(approximate MAXLEN) and stamps `published_at` (a relay that dies in between leaves its claim to
+expire, and the rows are published again). Redis keeps a marker key (`<stream>:epoch`); when it
+is missing (Redis restarted empty, FLUSHDB) one relay (advisory lock) recreates every known
+group (`bus_groups`) at '0' and re-publishes the events of the retention window (24 h) that a
+group taking their type has not recorded in `bus_processed`; the marker reads 'replaying:...'
+meanwhile and is completed by compare-and-set, so a flush during the replay triggers another.
+Published rows no group owes are deleted after the retention window (all of them after
+`purge_after`, 7 days) by the relays now and then.
 
 Consuming: `bus.subscribe(group, handler, types=...)` before `start()`; each worker runs one
 XREADGROUP consumer per group (consumer name unique per process), so the workers share a group's

@@ -12,6 +12,8 @@ EPOCH_SUFFIX = ":epoch"
 NOTIFY_CHANNEL = "rescue_bus"
 # First half of the two-key advisory lock taken while replaying the outbox into Redis.
 REPLAY_LOCK = 0x5E5C0B
+# Session advisory lock (with the stream's name) held by the one relay that LISTENs.
+LISTEN_LOCK = 0x5E5C0C
 
 # Stream entry fields.
 F_ID = "id"

@@ -69,11 +69,14 @@ class Consumer:
         self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
+        # The last batch's acks and their outcomes, sent with the next XREADGROUP (one round
+        # trip for both); counted once sent, so a counted event is an acked one.
+        self._acks: list[str] = []
+        self._outcomes: list[str] = []
 
     async def run(self) -> None:
         """Consume until cancelled; an entry being handled when cancelled stays pending."""
         bus = self._bus
-        group = self._sub.group
         while True:
             raise_if_cancelling()
             try:
@@ -81,13 +84,7 @@ class Consumer:
                     await self._reclaim()
                     # Half the idle time: a stalled entry waits at most 1.5x claim_idle_ms.
                     self._next_claim = time.monotonic() + bus.claim_idle_ms / 2000
-                reply = await bus.redis.xreadgroup(
-                    group,
-                    bus.consumer_name,
-                    {bus.stream: ">"},
-                    count=bus.read_count,
-                    block=bus.block_ms,
-                )
+                reply = await self._ack_and_read()
                 await self._deliver_batch([(i, f, 1) for i, f in _entries(reply)])
             except asyncio.CancelledError:
                 raise
@@ -106,6 +103,25 @@ class Consumer:
                 continue
             self._outage.recovered()
             self._backoff.reset()
+
+    async def _ack_and_read(self) -> Any:
+        """XACK the last batch (if any) and XREADGROUP the next, in one pipeline."""
+        bus = self._bus
+        group = self._sub.group
+        acks, outcomes = self._acks, self._outcomes
+        self._acks, self._outcomes = [], []
+        read = {"count": bus.read_count, "block": bus.block_ms}
+        if not acks:
+            return await bus.redis.xreadgroup(group, bus.consumer_name, {bus.stream: ">"}, **read)
+        # A failure loses these acks, not the records: the entries come back by XAUTOCLAIM and
+        # are recognised as duplicates.
+        async with bus.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(bus.stream, group, *acks)
+            pipe.xreadgroup(group, bus.consumer_name, {bus.stream: ">"}, **read)
+            _, reply = await pipe.execute()
+        for outcome, n in Counter(outcomes).items():
+            self._count(outcome, n)
+        return reply
 
     async def _recreate_group(self, exc: ResponseError) -> None:
         logger.info("bus: group %r is gone from redis (%s); recreating it", self._sub.group, exc)
@@ -195,7 +211,7 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await self._flush(batch)
             raise
-        await self._flush(batch)
+        await self._flush(batch, ack_with_next_read=True)
 
     async def _deliver(
         self,
@@ -265,12 +281,19 @@ class Consumer:
             batch.record.append(event.id)
             batch.acked(entry_id, "handled")
 
-    async def _flush(self, batch: _Batch) -> None:
-        """Record the handled events (one INSERT), then ack their entries (one XACK)."""
+    async def _flush(self, batch: _Batch, *, ack_with_next_read: bool = False) -> None:
+        """Record the handled events (one INSERT), then ack their entries (one XACK, or with
+        the next XREADGROUP at the end of a batch)."""
         bus = self._bus
         if batch.record:
             await bus.pool.execute(queries.MARK_PROCESSED_MANY, self._sub.group, batch.record)
             batch.record.clear()
+        if ack_with_next_read:
+            self._acks.extend(batch.ack)
+            self._outcomes.extend(batch.outcomes)
+            batch.ack.clear()
+            batch.outcomes.clear()
+            return
         if batch.ack:
             await bus.redis.xack(bus.stream, self._sub.group, *batch.ack)
             batch.ack.clear()

@@ -75,6 +75,8 @@ UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND publishe
 
 TRY_REPLAY_LOCK = "SELECT pg_try_advisory_xact_lock($1, hashtext($2))"
 
+TRY_LISTEN_LOCK = "SELECT pg_try_advisory_lock($1, hashtext($2))"
+
 # An event is still owed to a group when the group takes its type and has not recorded it.
 _OWED = """
 EXISTS (

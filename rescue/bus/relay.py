@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from rescue.bus import queries
-from rescue.bus.constants import NOTIFY_CHANNEL, REPLAY_LOCK
+from rescue.bus.constants import LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK
 from rescue.bus.models import to_fields
 from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
 from rescue.ids import new_id
@@ -53,6 +53,7 @@ class Relay:
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._listen_retry_at = 0.0
+        self._leading = False
         self._listen_outage = Outage(logger, "bus relay LISTEN")
         self._outage = Outage(logger, "bus relay")
         self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
@@ -61,8 +62,8 @@ class Relay:
 
     @property
     def listening(self) -> bool:
-        """Whether the LISTEN connection is up."""
-        return self._listener is not None and not self._listener.is_closed()
+        """Whether this relay listens (it holds the leader lock on a live connection)."""
+        return self._leading and self._listener is not None and not self._listener.is_closed()
 
     def wake(self) -> None:
         """Run a pass now (also what a NOTIFY from a committed emit does)."""
@@ -189,35 +190,52 @@ class Relay:
             await pipe.execute()
 
     async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        if self._listener is not None:
-            self._listener = None
+        """Keep a connection; LISTEN on it while it holds the relays' leader lock.
+
+        One relay per database listens (a session advisory lock on its connection, released
+        when the connection ends): a commit wakes that one relay, not one per worker that would
+        find nothing left to claim. The others poll every `poll_interval_s` and take the lock
+        over when its holder's connection is gone.
+        """
+        conn = self._listener
+        if conn is not None and conn.is_closed():
+            conn = self._listener = None
+            self._leading = False
             logger.info("bus relay: LISTEN connection lost; reconnecting (polling meanwhile)")
-        if time.monotonic() < self._listen_retry_at:
+        if self._leading:
             return
-        conn: asyncpg.Connection | None = None
+        if conn is None and time.monotonic() < self._listen_retry_at:
+            return
         try:
-            conn = await asyncpg.connect(self._bus.dsn, timeout=5)
+            if conn is None:
+                conn = await asyncpg.connect(self._bus.dsn, timeout=5)
+                self._listener = conn
+            if not await conn.fetchval(queries.TRY_LISTEN_LOCK, LISTEN_LOCK, self._bus.stream):
+                return  # another relay listens; this one polls
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         except asyncio.CancelledError:
-            if conn is not None:
-                conn.terminate()
+            self._drop_listener()
             raise
         except Exception as exc:
-            if conn is not None:
-                conn.terminate()
+            self._drop_listener()
             self._listen_outage.failed(exc)
             self._listen_retry_at = time.monotonic() + _LISTEN_RETRY_S
             return
         self._listen_outage.recovered()
-        self._listener = conn
+        self._leading = True
+
+    def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        self._leading = False
+        if conn is not None:
+            conn.terminate()
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: object) -> None:
         self._wake.set()
 
     async def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
+        self._leading = False
         if conn is None or conn.is_closed():
             return
         try:

@@ -356,3 +356,22 @@ async def test_a_dead_relays_claim_expires_and_the_rows_are_published(
     await wait_until(lambda: sent.id in got.ids(), what="published after the lease", timeout=5)
     stamped = "SELECT published_at IS NOT NULL FROM outbox WHERE event_id = $1"
     await wait_until(lambda: pg.fetchval(stamped, sent.id), what="stamped published")
+
+
+async def test_one_relay_listens_and_another_takes_over_when_it_stops(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    got = Recorder()
+    first, second = make_bus(poll_interval_s=3600), make_bus(poll_interval_s=0.2)
+    first.subscribe("phones", got)
+    await first.start()
+    await wait_until(lambda: first.listening, what="the first relay listens")
+    await second.start()
+    await wait_until(lambda: first_pass_done(redis, first), what="first pass")
+    await asyncio.sleep(0.5)  # the second relay has polled and tried the lock a few times
+    assert not second.listening
+    sent = await emit_committed(pg, type="offer.created", data={"n": 1})
+    await wait_until(lambda: sent.id in got.ids(), what="delivered", timeout=5)
+
+    await first.stop()
+    await wait_until(lambda: second.listening, what="the second relay took over", timeout=5)

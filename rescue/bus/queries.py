@@ -31,10 +31,16 @@ PROCESSED_AMONG = """
 SELECT event_id FROM bus_processed WHERE group_name = $1 AND event_id = ANY($2::text[])
 """
 
+# The bus's own bookkeeping (records, claims, stamps) commits without waiting for the WAL flush:
+# a crash that loses the last few of them only makes an event delivered or published again,
+# which delivery at least once already allows. Events themselves (the outbox rows, written in
+# the producer's transaction) and every handler's effects keep the durable commit.
+_LAZY = "(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+
 # A consumer's batch: record every event it handled in one statement.
-MARK_PROCESSED_MANY = """
+MARK_PROCESSED_MANY = f"""
 INSERT INTO bus_processed (group_name, event_id, outcome)
-SELECT $1, u.event_id, 'done' FROM unnest($2::text[]) AS u(event_id)
+SELECT $1, u.event_id, 'done' FROM unnest($2::text[]) AS u(event_id) WHERE {_LAZY}
 ON CONFLICT (group_name, event_id) DO NOTHING
 """
 
@@ -51,7 +57,7 @@ _COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
 # Several relays (one per worker) drain concurrently: each claims, for $2, the unpublished rows
 # nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same instant).
 # RETURNING is in no particular order: the relay sorts by id.
-CLAIM_UNPUBLISHED = """
+CLAIM_UNPUBLISHED = f"""
 UPDATE outbox o SET claimed_until = now() + $2::interval
 FROM (
     SELECT id FROM outbox
@@ -60,14 +66,14 @@ FROM (
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ) c
-WHERE o.id = c.id
+WHERE o.id = c.id AND {_LAZY}
 RETURNING o.id, o.event_id, o.type, o.key, o.data::text AS data, o.occurred_at
 """
 
 # A claim given back (the XADD failed): the next pass may publish the rows at once.
 RELEASE_CLAIM = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
 
-MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+MARK_PUBLISHED = f"UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND {_LAZY}"
 
 MARK_REPLAYED = """
 UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL

@@ -78,10 +78,9 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
         status = exc.status
         raise
     finally:
-        metrics = request.app[metrics_key]
-        route = _route_label(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        request.app[metrics_key].observe_request(
+            request.method, _route_label(request), status, time.perf_counter() - started
+        )
 
 
 @web.middleware

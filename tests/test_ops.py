@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from rescue.metrics import Metrics
 from tests.conftest import ADMIN
 
 
@@ -36,6 +38,26 @@ async def test_metrics_counts_routes(client: TestClient) -> None:
     text = await (await client.get("/metrics")).text()
     assert 'rescue_http_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
     assert "rescue_http_request_duration_seconds_bucket" in text
+
+
+def test_observe_request_feeds_the_same_labelled_series() -> None:
+    metrics = Metrics()
+    route = "/v1/me/location"
+    for status, seconds in ((204, 0.004), (204, 0.2), (409, 0.001)):
+        metrics.observe_request("PUT", route, status, seconds)
+    sample = metrics.registry.get_sample_value
+    counts = "rescue_http_requests_total"
+    assert sample(counts, {"method": "PUT", "route": route, "status": "204"}) == 2.0
+    assert sample(counts, {"method": "PUT", "route": route, "status": "409"}) == 1.0
+    latency = "rescue_http_request_duration_seconds"
+    assert sample(f"{latency}_count", {"method": "PUT", "route": route}) == 3.0
+    assert sample(f"{latency}_sum", {"method": "PUT", "route": route}) == pytest.approx(0.205)
+    bucket = {"method": "PUT", "route": route, "le": "0.005"}
+    assert sample(f"{latency}_bucket", bucket) == 2.0
+    # The cached children are the registry's own series: labels() adds to the same count.
+    metrics.requests.labels("PUT", route, "204").inc()
+    metrics.observe_request("PUT", route, 204, 0.01)
+    assert sample(counts, {"method": "PUT", "route": route, "status": "204"}) == 4.0
 
 
 async def test_unknown_path_is_json_404(client: TestClient) -> None:

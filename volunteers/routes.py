@@ -261,6 +261,9 @@ async def put_duty(request: web.Request) -> web.Response:
     )
 
 
+_LOCATION_FIELDS = frozenset(("lat", "lng", "crs", "accuracy_m"))
+
+
 @routes.put("/v1/me/location")
 @requires(Role.VOLUNTEER)
 @_domain
@@ -269,7 +272,7 @@ async def put_location(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     app = request.app
     fields = Fields(body)
-    fields.unknown(["lat", "lng", "crs", "accuracy_m"])
+    fields.unknown(_LOCATION_FIELDS)
     location = fields.location_fields(body, default_crs=app[settings_key].default_crs)
     fields.float("accuracy_m", lo=0, hi=100_000)
     fields.check()

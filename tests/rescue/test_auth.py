@@ -1,0 +1,111 @@
+"""The authenticator's token cache: cheap for a known token, never outliving a revocation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from rescue import auth as auth_module
+from rescue import db
+from rescue.auth import Authenticator, Principal, Role, hash_token
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import insert_volunteer
+
+
+@pytest.fixture
+async def authenticator(pg: asyncpg.Connection, schema: str) -> AsyncIterator[Authenticator]:
+    pool = await db.create_pool(schema, min_size=1, max_size=2)
+    yield Authenticator(admin_token=ADMIN_TOKEN, pool=pool)
+    await pool.close()
+
+
+async def _replace_token(pg: asyncpg.Connection, volunteer_id: str) -> None:
+    """What rotation does in PostgreSQL, without telling the authenticator."""
+    await pg.execute(
+        "UPDATE volunteers SET token_hash = $2 WHERE id = $1",
+        volunteer_id,
+        hash_token(f"vol_replacement-of-{volunteer_id}"),
+    )
+
+
+async def test_a_cached_token_is_not_hashed_again(
+    authenticator: Authenticator, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vid, token = await insert_volunteer(pg)
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    hashed: list[str] = []
+    real_hash = auth_module.hash_token
+    monkeypatch.setattr(auth_module, "hash_token", lambda t: hashed.append(t) or real_hash(t))
+    for _ in range(3):
+        assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    assert hashed == []
+    # An unknown token and the admin token still go through the hash.
+    assert await authenticator.resolve("vol_unknown-token-0123456789") is None
+    assert await authenticator.resolve(ADMIN_TOKEN) == Principal(Role.ADMIN, "admin")
+    assert len(hashed) == 2
+
+
+async def test_revoking_the_hash_refuses_the_cached_raw_token_at_once(
+    authenticator: Authenticator, pg: asyncpg.Connection
+) -> None:
+    vid, token = await insert_volunteer(pg)
+    other_vid, other_token = await insert_volunteer(pg)
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    await _replace_token(pg, vid)
+    # Unheard rotation: the cache still answers (the TTL bounds this case)...
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    # ...and forgetting the stored hash drops the raw-token entry at once.
+    authenticator.forget(hash_token(token))
+    assert await authenticator.resolve(token) is None
+    assert await authenticator.resolve(token) is None  # a refusal is not cached as a success
+    # Only that token: the other volunteer's cached token is untouched.
+    await _replace_token(pg, other_vid)
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    authenticator.forget(hash_token("vol_never-seen-0123456789"))  # unknown hash: no error
+
+
+async def test_forgetting_the_subject_refuses_its_cached_tokens_at_once(
+    authenticator: Authenticator, pg: asyncpg.Connection
+) -> None:
+    vid, token = await insert_volunteer(pg)
+    other_vid, other_token = await insert_volunteer(pg)
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    await _replace_token(pg, vid)
+    await _replace_token(pg, other_vid)
+    authenticator.forget_subject(vid)
+    assert await authenticator.resolve(token) is None
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    # The subject's hash entry went too: forgetting it later is harmless.
+    authenticator.forget(hash_token(token))
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+
+
+async def test_a_token_cached_again_after_the_cache_filled_up_is_still_revocable(
+    authenticator: Authenticator, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth_module, "_CACHE_MAX", 1)
+    vid, token = await insert_volunteer(pg)
+    other_vid, other_token = await insert_volunteer(pg)
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    # The cache is full: this one empties it and is cached alone.
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    await _replace_token(pg, vid)
+    assert await authenticator.resolve(token) is None  # not cached any more: PostgreSQL said no
+    await _replace_token(pg, other_vid)
+    assert await authenticator.resolve(other_token) == Principal(Role.VOLUNTEER, other_vid)
+    authenticator.forget(hash_token(other_token))
+    assert await authenticator.resolve(other_token) is None
+
+
+async def test_an_expired_entry_asks_postgresql_again(
+    authenticator: Authenticator, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth_module, "_CACHE_TTL_S", -1.0)  # every entry is born expired
+    vid, token = await insert_volunteer(pg)
+    assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    await _replace_token(pg, vid)
+    assert await authenticator.resolve(token) is None

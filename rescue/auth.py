@@ -64,15 +64,20 @@ class Authenticator:
         # entry's hash maps back to its token and forgetting the hash drops the entry at once.
         self._cache: dict[str, tuple[float, Principal, bytes]] = {}
         self._token_of_hash: dict[bytes, str] = {}
+        # Bumped by every revocation: a look-up that was in flight across one (it may have read
+        # the token before the rotation committed) answers but does not cache what it read.
+        self._revocations = 0
 
     def forget(self, token_hash: bytes) -> None:
         """Drop a cached token (after rotation)."""
+        self._revocations += 1
         token = self._token_of_hash.pop(token_hash, None)
         if token is not None:
             self._cache.pop(token, None)
 
     def forget_subject(self, subject_id: str) -> None:
         """Drop every cached token of a subject."""
+        self._revocations += 1
         for token in [t for t, (_, p, _) in self._cache.items() if p.id == subject_id]:
             _, _, digest = self._cache.pop(token)
             self._token_of_hash.pop(digest, None)
@@ -86,6 +91,7 @@ class Authenticator:
         digest = hash_token(token)
         if hmac.compare_digest(digest, self._admin_hash):
             return Principal(Role.ADMIN, "admin")  # never cached: returns before the cache
+        revocations = self._revocations
         prefix = token.split("_", 1)[0]
         roles = {"dsp": [Role.DISPATCH], "vol": [Role.VOLUNTEER]}.get(
             prefix, [Role.DISPATCH, Role.VOLUNTEER]
@@ -95,6 +101,8 @@ class Authenticator:
                 subject = await conn.fetchval(_LOOKUPS[role], digest)
                 if subject is not None:
                     principal = Principal(role, subject)
+                    if revocations != self._revocations:
+                        return principal
                     if len(self._cache) >= _CACHE_MAX:
                         self._cache.clear()
                         self._token_of_hash.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -107,5 +108,23 @@ async def test_an_expired_entry_asks_postgresql_again(
     monkeypatch.setattr(auth_module, "_CACHE_TTL_S", -1.0)  # every entry is born expired
     vid, token = await insert_volunteer(pg)
     assert await authenticator.resolve(token) == Principal(Role.VOLUNTEER, vid)
+    await _replace_token(pg, vid)
+    assert await authenticator.resolve(token) is None
+
+
+async def test_a_lookup_in_flight_across_a_revocation_is_not_cached(
+    authenticator: Authenticator, pg: asyncpg.Connection
+) -> None:
+    vid, token = await insert_volunteer(pg)
+    # Hold the token's row so the look-up waits in PostgreSQL while the rotation happens.
+    async with pg.transaction():
+        await pg.execute("SELECT 1 FROM volunteers WHERE id = $1 FOR UPDATE", vid)
+        await pg.execute("LOCK TABLE volunteers IN ACCESS EXCLUSIVE MODE")
+        lookup = asyncio.create_task(authenticator.resolve(token))
+        await asyncio.sleep(0.3)
+        assert not lookup.done()
+        authenticator.forget(hash_token(token))  # the rotation's pub/sub reaches this worker
+    # The look-up read the row before the rotation committed: it answers, but caches nothing.
+    assert await lookup == Principal(Role.VOLUNTEER, vid)
     await _replace_token(pg, vid)
     assert await authenticator.resolve(token) is None

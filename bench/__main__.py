@@ -27,8 +27,8 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     p.add_argument(
         "--worker-class",
-        default="aiohttp.GunicornWebWorker",
-        help="gunicorn worker class (aiohttp.GunicornUVLoopWebWorker needs uvloop)",
+        default="aiohttp.GunicornUVLoopWebWorker",
+        help="gunicorn worker class (deployed: uvloop; aiohttp.GunicornWebWorker: asyncio)",
     )
     p.add_argument("--scale", choices=sorted(data.SCALES), default="qingdao")
     p.add_argument("--alerts", type=int, help="alerts per measurement (default 1000)")

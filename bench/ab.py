@@ -47,7 +47,7 @@ from rescue.area import load_service_area
 def _variant(text: str) -> tuple[str, Path, str]:
     name, _, rest = text.partition("=")
     tree, _, worker_class = rest.partition(":")
-    return name, Path(tree).resolve(), worker_class or "aiohttp.GunicornWebWorker"
+    return name, Path(tree).resolve(), worker_class or "aiohttp.GunicornUVLoopWebWorker"
 
 
 async def _burst(t: Target, riders: list[data.Rider], o: Options, rate: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@ live positions within that mode's reach, as the service searches them (one pipel
 trip), one INSERT committed, the response.
 `PUT /location` {"volunteer_id", "lat", "lng"}: one GEOADD (into a set of the floor's own).
 Run under gunicorn exactly like the service
-(`gunicorn bench.floor:app_factory --worker-class aiohttp.GunicornWebWorker`), reading
+(`gunicorn bench.floor:app_factory --worker-class aiohttp.GunicornUVLoopWebWorker`), reading
 BENCH_FLOOR_DATABASE_URL and BENCH_FLOOR_REDIS_URL. The harness creates the table first.
 """
 

@@ -66,7 +66,7 @@ class Gunicorn:
         workers: int,
         env: dict[str, str],
         log: Path,
-        worker_class: str = "aiohttp.GunicornWebWorker",
+        worker_class: str = "aiohttp.GunicornUVLoopWebWorker",
         cwd: Path = ROOT,
     ) -> None:
         self.app = app

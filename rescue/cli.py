@@ -32,15 +32,19 @@ def _settings(*, demo: bool = False, serving: bool = True) -> Settings:
 
 def serve(settings: Settings) -> None:
     """Run the service in this process (gunicorn runs several: see the README)."""
+    import uvloop
+
     from rescue.app import create_app
     from rescue.logs import SafeAccessLogger
 
+    # The event loop the gunicorn workers run too (see BENCHMARKS.md for why uvloop).
     web.run_app(
         create_app(settings=settings),
         host=settings.host,
         port=settings.port,
         access_log_class=SafeAccessLogger,
         print=None,
+        loop=uvloop.new_event_loop(),
     )
 
 

@@ -1,6 +1,6 @@
 """The gunicorn entry point: several workers, each one aiohttp application.
 
-    gunicorn rescue.gunicorn:app_factory --worker-class aiohttp.GunicornWebWorker \\
+    gunicorn rescue.gunicorn:app_factory --worker-class aiohttp.GunicornUVLoopWebWorker \\
         --workers 2 --bind 127.0.0.1:8080
 
 Settings come from the environment, read in each worker at start-up.

@@ -52,3 +52,14 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
+
+    # The plan comparison runs on the data the run left loaded.
+    plans = subprocess.run(
+        [sys.executable, "-m", "bench.plans", "--points", "20",
+         "--database", "rescue_bench_tiny", "--redis-db", "8"],
+        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-plans-test-token"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert plans.returncode == 0, plans.stderr[-3000:]
+    # The bound is far above a tiny scale's crowd: the plans are the unbounded ones.
+    assert plans.stdout.startswith("20 points, at most 200 members per mode vs unbounded: 0 plans")

@@ -1,0 +1,129 @@
+"""Does bounding the live-position search change plans? `python -m bench.plans`.
+
+On the data a bench run loaded (`--database`, `--redis-db`; run `python -m bench` first), plans
+`--points` random urban alert points twice: with the service's search (each travel mode's set
+within its reach, at most `MODE_CAP` members per mode) and with the same search unbounded. It
+prints how many plans differ (volunteer, role or order), how many have fewer offers, and how
+much later the first AED or the first CPR responder would arrive, with the search's time. No
+HTTP, nothing stored: the planner and the search are called in this process.
+
+    RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.plans --points 1000 --redis-db 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import sys
+import time
+
+import asyncpg
+from redis.asyncio import Redis
+
+from bench import data
+from bench.run import alert_points
+from dispatch.models import Plan, PlanInput, Role
+from dispatch.service import local_time
+from dispatch.setup import build_config
+from geo import AedIndex
+from rescue.aeds.models import indexed_aed
+from rescue.aeds.queries import INDEXABLE_AEDS
+from rescue.settings import Settings
+from volunteers.positions import MODE_CAP, search_candidates
+
+UNBOUNDED = 1_000_000
+
+
+def _first(plan: Plan, role: Role) -> float | None:
+    etas = [a.eta_s for a in plan.responders if a.role is role]
+    return min(etas) if etas else None
+
+
+def _q(values: list[float], f: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(f * (len(ordered) - 1))] if ordered else 0.0
+
+
+async def compare(database_url: str, redis_url: str, points: int, seed: int, cap: int) -> str:
+    """The comparison's summary line."""
+    config = build_config(Settings.from_env())
+    conn = await asyncpg.connect(database_url)
+    try:
+        aeds = AedIndex(indexed_aed(r) for r in await conn.fetch(INDEXABLE_AEDS))
+    finally:
+        await conn.close()
+    redis = Redis.from_url(redis_url)
+    now = dt.datetime.now(dt.UTC)
+    at_local = local_time(now, config)
+    budget = config.time_budget_s
+    reach = config.reach_by_mode(budget)
+    differ = fewer = 0
+    later_aed: list[float] = []
+    later_cpr: list[float] = []
+    times: list[float] = []
+    found: list[float] = []
+    try:
+        for lat, lng in alert_points(points, seed):
+            nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
+            plans = []
+            for limit in (cap, UNBOUNDED):
+                started = time.perf_counter()
+                candidates, _ = await search_candidates(
+                    redis, lat=lat, lng=lng, radius_m=reach, now=time.time(),
+                    ttl_s=10**9, at_local=at_local, limit=limit,
+                )  # fmt: skip
+                if limit == cap:
+                    times.append((time.perf_counter() - started) * 1000)
+                    found.append(len(candidates))
+                inp = PlanInput(
+                    lat=lat, lng=lng, budget_s=budget, candidates=candidates, aeds=nearby,
+                    model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+                )  # fmt: skip
+                plans.append(config.strategy(inp))
+            bounded, exhaustive = plans
+            key = [(a.volunteer_id, a.role) for a in bounded.responders]
+            differ += key != [(a.volunteer_id, a.role) for a in exhaustive.responders]
+            fewer += len(bounded.responders) < len(exhaustive.responders)
+            for role, later in ((Role.AED, later_aed), (Role.CPR, later_cpr)):
+                b, e = _first(bounded, role), _first(exhaustive, role)
+                if e is not None and (b is None or b > e + 0.5):
+                    later.append(float("inf") if b is None else b - e)
+    finally:
+        await redis.aclose()
+    return (
+        f"{points} points, at most {cap} members per mode vs unbounded: {differ} plans differ, "
+        f"{fewer} with fewer offers; first AED later in {len(later_aed)} "
+        f"(median {_q(later_aed, 0.5):.0f} s), first CPR later in {len(later_cpr)}; "
+        f"candidates median {_q(found, 0.5):.0f} p90 {_q(found, 0.9):.0f}; "
+        f"search median {_q(times, 0.5):.2f} ms p90 {_q(times, 0.9):.2f} ms"
+    )
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench.plans [--points N] [--cap N] [--database D] [--redis-db N]`."""
+    p = argparse.ArgumentParser(prog="python -m bench.plans", description=__doc__)
+    p.add_argument("--points", type=int, default=1000)
+    p.add_argument("--cap", type=int, default=MODE_CAP, help="members per mode (the service's)")
+    p.add_argument("--seed", type=int, default=777)
+    p.add_argument("--database", default=data.BENCH_DATABASE)
+    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
+    a = p.parse_args(argv)
+    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    print(
+        asyncio.run(
+            compare(
+                data.with_database(database_url, a.database),
+                data.with_redis_db(redis_url, a.redis_db),
+                a.points,
+                a.seed,
+                a.cap,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -272,6 +272,38 @@ async def redis_memory(redis_url: str) -> dict[str, int]:
     }
 
 
+async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: str) -> None:
+    """Close the phase's incidents and, for the service, let the bus finish the phase's events
+    (its consumers would otherwise drain them during the next phase's measurement); the wait
+    is recorded in figures["bus_drain_s"]."""
+    await settle_incidents(o.database_url)
+    if t.floor:
+        return
+    started = time.monotonic()
+    while time.monotonic() - started < _DRAIN_TIMEOUT_S:
+        if not any((await bus_backlog(o.redis_url)).values()):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        _say(f"WARNING: the bus still owes events after {_DRAIN_TIMEOUT_S:.0f} s")
+    figures.setdefault("bus_drain_s", {})[key] = round(time.monotonic() - started, 1)
+
+
+_DRAIN_TIMEOUT_S = 120.0
+
+
+async def bus_backlog(redis_url: str) -> dict[str, int]:
+    """Per consumer group: events not read yet plus entries read but not acknowledged."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        groups = await redis.xinfo_groups(STREAM)
+    except ResponseError:  # no stream yet
+        return {}
+    finally:
+        await redis.aclose()
+    return {str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups}
+
+
 async def bus_lag(redis_url: str) -> dict[str, int]:
     """Events of the bus stream each consumer group has not read yet."""
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -392,16 +424,16 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
             figures["alert_alone"] = await alerts_alone(t, points, o, tag)
             _say(f"  p50 {figures['alert_alone']['p50']} p99 {figures['alert_alone']['p99']} ms")
             if full:
-                await settle_incidents(o.database_url)
+                await between_phases(o, t, figures, "before_alerts_under_positions")
                 _say(f"{scale.name} {name}: alerts under {o.position_rate}/s positions")
                 alerts, positions = await alerts_under_positions(t, points, riders, o, tag)
                 figures["alert_under_positions"] = alerts
                 figures["positions_during_alerts"] = positions
                 _say(f"  alert p99 {alerts['p99']} ms; position p99 {positions['p99']} ms")
-                await settle_incidents(o.database_url)
+                await between_phases(o, t, figures, "before_position_ramp")
                 _say(f"{scale.name} {name}: position ramp")
                 figures["position_ramp"] = await position_ramp(t, riders, o)
-                await settle_incidents(o.database_url)
+                await between_phases(o, t, figures, "before_ws")
                 if name == "service" and o.ws_alerts:
                     # Offers reach phones through the bus: events still queued from the load
                     # above delay them (the figure then measures the backlog, not the path).

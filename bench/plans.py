@@ -54,7 +54,7 @@ async def compare(database_url: str, redis_url: str, points: int, seed: int, cap
         aeds = AedIndex(indexed_aed(r) for r in await conn.fetch(INDEXABLE_AEDS))
     finally:
         await conn.close()
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url, decode_responses=True)  # as the service's client
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
     budget = config.time_budget_s

@@ -63,3 +63,22 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert plans.returncode == 0, plans.stderr[-3000:]
     # The bound is far above a tiny scale's crowd: the plans are the unbounded ones.
     assert plans.stdout.startswith("20 points, at most 200 members per mode vs unbounded: 0 plans")
+
+    phases = subprocess.run(
+        [sys.executable, "-m", "bench.phases", "--points", "10",
+         "--database", "rescue_bench_tiny", "--redis-db", "8"],
+        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-plans-test-token"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert phases.returncode == 0, phases.stderr[-3000:]
+    lines = phases.stdout.splitlines()
+    assert lines[0].startswith("10 alerts in process")
+    assert [line.split()[0] for line in lines[1:]] == [
+        "search",
+        "aeds",
+        "plan",
+        "draft",
+        "insert",
+        "render",
+        "total",
+    ]

@@ -1,0 +1,123 @@
+"""Where an alert's own time goes, phase by phase: `python -m bench.phases`.
+
+On the data a bench run loaded (`--database`, `--redis-db`), runs the alert's steps in this
+process, without HTTP and without the bus's background work, at `--points` random urban points:
+the live-position search, the AED index, the planner, the draft of the one statement, the
+statement itself (committed) and rendering the response. Prints each phase's median, p90 and
+p99. The incidents it creates are closed at the end.
+
+    RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.phases --points 400 --redis-db 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import sys
+import time
+
+from redis.asyncio import Redis
+
+from bench import data
+from bench.run import POSITION_TTL_S, alert_points, settle_incidents
+from dispatch import queries, service
+from dispatch.models import PlanInput
+from dispatch.render import render_plan
+from dispatch.setup import build_config
+from geo import AedIndex, Crs
+from rescue import db
+from rescue.aeds.models import indexed_aed
+from rescue.aeds.queries import INDEXABLE_AEDS
+from rescue.http import json_response
+from rescue.settings import Settings
+
+PHASES = ("search", "aeds", "plan", "draft", "insert", "render", "total")
+
+
+async def measure(database_url: str, redis_url: str, points: int, seed: int) -> str:
+    """The table of phase timings."""
+    # As the bench runs the service: positions loaded minutes ago still count, and are fresh.
+    config = build_config(Settings.from_env().replace(position_ttl_s=POSITION_TTL_S))
+    pool = await db.create_pool(database_url)
+    redis = Redis.from_url(redis_url, decode_responses=True)  # as the service's client
+    await data.refresh_seen(redis)
+    times: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    offered = 0
+    try:
+        aeds = AedIndex(indexed_aed(r) for r in await pool.fetch(INDEXABLE_AEDS))
+        center = await pool.fetchval("SELECT id FROM dispatch_centers ORDER BY id LIMIT 1")
+        if center is None:
+            raise SystemExit("no dispatch center in the bench database: run python -m bench first")
+        budget = config.time_budget_s
+        for n, (lat, lng) in enumerate(alert_points(points, seed)):
+            alert = service.Alert(
+                center_id=center, external_id=f"phases-{time.time_ns()}-{n}",
+                request_hash=hashlib.sha256(str(n).encode()).digest(),
+                lat=lat, lng=lng, district=None,
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            now = dt.datetime.now(dt.UTC)
+            at_local = service.local_time(now, config)
+            search = await service.find_candidates(
+                redis, config, lat=lat, lng=lng, budget_s=budget, now=now, at_local=at_local
+            )
+            t1 = time.perf_counter()
+            nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
+            t2 = time.perf_counter()
+            inp = PlanInput(
+                lat=lat, lng=lng, budget_s=budget, candidates=search.candidates, aeds=nearby,
+                model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+            )  # fmt: skip
+            plan = config.strategy(inp)
+            offered += len(plan.responders)
+            t3 = time.perf_counter()
+            draft = service._draft(alert=alert, config=config, search=search, plan=plan, now=now)
+            t4 = time.perf_counter()
+            async with pool.acquire() as conn:
+                await conn.fetchrow(queries.INSERT_ALERT, *draft.params)
+            t5 = time.perf_counter()
+            json_response(render_plan(draft.stored, status="open", crs=Crs.WGS84, config=config))
+            t6 = time.perf_counter()
+            marks = (t0, t1, t2, t3, t4, t5, t6)
+            for phase, start, end in zip(PHASES, marks, marks[1:], strict=False):
+                times[phase].append((end - start) * 1000)
+            times["total"].append((t6 - t0) * 1000)
+    finally:
+        await redis.aclose()
+        await pool.close()
+        await settle_incidents(database_url)
+    lines = [f"{points} alerts in process (ms): phase median p90 p99; {offered} responders offered"]
+    for phase, values in times.items():
+        ordered = sorted(values)
+        q = [ordered[int(f * (len(ordered) - 1))] for f in (0.5, 0.9, 0.99)]
+        lines.append(f"{phase:7s} {q[0]:7.2f} {q[1]:7.2f} {q[2]:7.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench.phases [--points N] [--database D] [--redis-db N]`."""
+    p = argparse.ArgumentParser(prog="python -m bench.phases", description=__doc__)
+    p.add_argument("--points", type=int, default=400)
+    p.add_argument("--seed", type=int, default=991)
+    p.add_argument("--database", default=data.BENCH_DATABASE)
+    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
+    a = p.parse_args(argv)
+    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    print(
+        asyncio.run(
+            measure(
+                data.with_database(database_url, a.database),
+                data.with_redis_db(redis_url, a.redis_db),
+                a.points,
+                a.seed,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,13 @@ class Loaded:
     on_duty: int
     riders: list[Rider]
     seconds: float
+
+
+def bench_urls(database: str, redis_db: int) -> tuple[str, str]:
+    """The bench's own database and Redis db on the servers of DATABASE_URL and REDIS_URL."""
+    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return with_database(database_url, database), with_redis_db(redis_url, redis_db)
 
 
 def with_database(dsn: str, name: str) -> str:

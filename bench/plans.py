@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import sys
 import time
 
@@ -110,19 +109,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--database", default=data.BENCH_DATABASE)
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
     a = p.parse_args(argv)
-    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    print(
-        asyncio.run(
-            compare(
-                data.with_database(database_url, a.database),
-                data.with_redis_db(redis_url, a.redis_db),
-                a.points,
-                a.seed,
-                a.cap,
-            )
-        )
-    )
+    database_url, redis_url = data.bench_urls(a.database, a.redis_db)
+    print(asyncio.run(compare(database_url, redis_url, a.points, a.seed, a.cap)))
 
 
 if __name__ == "__main__":

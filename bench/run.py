@@ -292,28 +292,28 @@ async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: st
 _DRAIN_TIMEOUT_S = 120.0
 
 
-async def bus_backlog(redis_url: str) -> dict[str, int]:
-    """Per consumer group: events not read yet plus entries read but not acknowledged."""
+async def _groups(redis_url: str) -> list[dict[str, Any]]:
+    """XINFO GROUPS of the bus stream (none before the stream exists)."""
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        groups = await redis.xinfo_groups(STREAM)
+        return list(await redis.xinfo_groups(STREAM))
     except ResponseError:  # no stream yet
-        return {}
+        return []
     finally:
         await redis.aclose()
-    return {str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups}
+
+
+async def bus_backlog(redis_url: str) -> dict[str, int]:
+    """Per consumer group: events not read yet plus entries read but not acknowledged."""
+    return {
+        str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0)
+        for g in await _groups(redis_url)
+    }
 
 
 async def bus_lag(redis_url: str) -> dict[str, int]:
     """Events of the bus stream each consumer group has not read yet."""
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        groups = await redis.xinfo_groups(STREAM)
-    except ResponseError:  # no stream yet
-        return {}
-    finally:
-        await redis.aclose()
-    return {str(g["name"]): int(g.get("lag") or 0) for g in groups}
+    return {str(g["name"]): int(g.get("lag") or 0) for g in await _groups(redis_url)}
 
 
 async def on_duty(redis_url: str) -> int:

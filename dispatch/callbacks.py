@@ -38,23 +38,6 @@ CONCURRENCY = 16
 USER_AGENT = "rescue-callbacks/1"
 
 
-RESOLVE_TARGET = """
-SELECT i.center_id, i.external_id, COALESCE(i.callback_url, c.callback_url) AS url
-FROM incidents i JOIN dispatch_centers c ON c.id = i.center_id
-WHERE i.id = $1
-"""
-
-INSERT_DELIVERY = f"""
-WITH inserted AS (
-    INSERT INTO webhook_deliveries
-        (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING id
-)
-SELECT id, pg_notify('{CHANNEL}', '') FROM inserted
-"""
-
 # The targets of a batch's incidents (one query for a read of the stream).
 RESOLVE_TARGETS = """
 SELECT i.id, i.center_id, i.external_id, COALESCE(i.callback_url, c.callback_url) AS url
@@ -77,7 +60,9 @@ WITH inserted AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING id
 )
-SELECT count(*) AS n, CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', '') END FROM inserted
+SELECT coalesce(array_agg(id), '{{}}') AS ids,
+       CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', '') END
+FROM inserted
 """
 
 # Only the earliest pending delivery of an incident is eligible: events go out in order.
@@ -190,32 +175,8 @@ def callback_body(payload: Mapping[str, Any]) -> bytes:
 
 async def record_event(conn: asyncpg.Connection, event: Event) -> str | None:
     """Queue the callback of one event; the new delivery's id, None if none (or already queued)."""
-    data = dict(event.data)
-    if not is_callback_event(event.type, data):
-        return None
-    incident_id = str(data["incident_id"])
-    target = await conn.fetchrow(RESOLVE_TARGET, incident_id)
-    if target is None:
-        logger.warning(
-            "callback for %s %s: incident %s not found", event.type, event.id, incident_id
-        )
-        return None
-    if not target["url"]:
-        return None
-    at = event_time(event.at)
-    row = await conn.fetchrow(
-        INSERT_DELIVERY,
-        new_id("whd"),
-        event.id,
-        event.type,
-        at,
-        event_stage(event.type),
-        incident_id,
-        target["center_id"],
-        target["url"],
-        _payload(event, target, at),
-    )
-    return None if row is None else str(row["id"])
+    ids = await record_events(conn, [event])
+    return ids[0] if ids else None
 
 
 def _payload(event: Event, target: Mapping[str, Any], at: datetime) -> dict[str, Any]:
@@ -230,15 +191,15 @@ def _payload(event: Event, target: Mapping[str, Any], at: datetime) -> dict[str,
     }
 
 
-async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> int:
-    """Queue the callbacks of a batch of events in two statements; how many were new.
+async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[str]:
+    """Queue the callbacks of a batch of events in two statements; the new deliveries' ids.
 
-    The same as record_event on each in turn: events of no incident, of an unknown incident or
-    of an incident with no callback URL are skipped, an event already queued is not again.
+    Events of no incident, of an unknown incident or of an incident with no callback URL are
+    skipped; an event already queued is not queued again.
     """
     wanted = [e for e in events if is_callback_event(e.type, e.data)]
     if not wanted:
-        return 0
+        return []
     incident_ids = sorted({str(e.data["incident_id"]) for e in wanted})
     targets = {row["id"]: row for row in await conn.fetch(RESOLVE_TARGETS, incident_ids)}
     columns: list[list[Any]] = [[] for _ in range(9)]
@@ -267,8 +228,8 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> in
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     if not columns[0]:
-        return 0
-    return int(await conn.fetchval(INSERT_DELIVERIES, *columns))
+        return []
+    return list(await conn.fetchval(INSERT_DELIVERIES, *columns))
 
 
 class CallbackSender:

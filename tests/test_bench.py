@@ -53,25 +53,11 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
 
-    # The plan comparison runs on the data the run left loaded.
-    plans = subprocess.run(
-        [sys.executable, "-m", "bench.plans", "--points", "20",
-         "--database", "rescue_bench_tiny", "--redis-db", "8"],
-        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-plans-test-token"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert plans.returncode == 0, plans.stderr[-3000:]
+    # The in-process tools run on the data the run left loaded.
+    plans = _tool(env, "bench.plans", "--points", "20")
     # The bound is far above a tiny scale's crowd: the plans are the unbounded ones.
-    assert plans.stdout.startswith("20 points, at most 200 members per mode vs unbounded: 0 plans")
-
-    phases = subprocess.run(
-        [sys.executable, "-m", "bench.phases", "--points", "10",
-         "--database", "rescue_bench_tiny", "--redis-db", "8"],
-        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-plans-test-token"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert phases.returncode == 0, phases.stderr[-3000:]
-    lines = phases.stdout.splitlines()
+    assert plans.startswith("20 points, at most 200 members per mode vs unbounded: 0 plans")
+    lines = _tool(env, "bench.phases", "--points", "10").splitlines()
     assert lines[0].startswith("10 alerts in process")
     assert [line.split()[0] for line in lines[1:]] == [
         "search",
@@ -82,3 +68,15 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         "render",
         "total",
     ]
+
+
+def _tool(env: dict[str, str], module: str, *args: str) -> str:
+    """Run `python -m module` on the tiny run's stores; its standard output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args,
+         "--database", "rescue_bench_tiny", "--redis-db", "8"],
+        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-tools-test-token"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout

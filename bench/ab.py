@@ -35,6 +35,7 @@ from bench.run import (
     alert_points,
     alerts_alone,
     alerts_under_positions,
+    between_phases,
     create_center,
     run_load,
     service_server,
@@ -89,6 +90,7 @@ async def _round(
         with spy("alerts"):
             out: dict[str, Any] = {"alert_alone": await alerts_alone(t, points, o, f"ab{n}-{name}")}
         if o.position_rate:
+            await between_phases(o, t, out, "before_alerts_under_positions")
             with spy("mixed"):
                 alerts, positions = await alerts_under_positions(
                     t, points, riders, o, f"ab{n}-{name}"
@@ -96,6 +98,7 @@ async def _round(
             out["alert_under_positions"] = alerts
             out["positions_during_alerts"] = positions
         if burst:
+            await between_phases(o, t, out, "before_position_burst")
             with spy("positions"):
                 out["position_burst"] = await _burst(t, riders, o, burst)
         out["rss_kib"] = server.rss_kib()

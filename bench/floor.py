@@ -29,8 +29,9 @@ _REDIS: web.AppKey[Redis] = web.AppKey("floor_redis", Redis)
 
 # The service's search: each mode's set within the mode's reach of the budget, its nearest
 # MODE_CAP members at most.
+_SETTINGS = Settings()
 REACH_M = {
-    POSITIONS_BY_MODE[mode.value]: Settings().travel_model.reach_m(Settings().time_budget_s, mode)
+    POSITIONS_BY_MODE[mode.value]: _SETTINGS.travel_model.reach_m(_SETTINGS.time_budget_s, mode)
     for mode in TravelMode
 }
 COUNT = MODE_CAP

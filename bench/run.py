@@ -274,8 +274,8 @@ async def redis_memory(redis_url: str) -> dict[str, int]:
 
 async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: str) -> None:
     """Close the phase's incidents and, for the service, let the bus finish the phase's events
-    (its consumers would otherwise drain them during the next phase's measurement); the wait
-    is recorded in figures["bus_drain_s"]."""
+    (its consumers would otherwise drain them during the next phase's measurement, and an offer
+    timed to a phone would queue behind them); the wait is recorded in figures["bus_drain_s"]."""
     await settle_incidents(o.database_url)
     if t.floor:
         return
@@ -292,28 +292,16 @@ async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: st
 _DRAIN_TIMEOUT_S = 120.0
 
 
-async def _groups(redis_url: str) -> list[dict[str, Any]]:
-    """XINFO GROUPS of the bus stream (none before the stream exists)."""
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return list(await redis.xinfo_groups(STREAM))
-    except ResponseError:  # no stream yet
-        return []
-    finally:
-        await redis.aclose()
-
-
 async def bus_backlog(redis_url: str) -> dict[str, int]:
     """Per consumer group: events not read yet plus entries read but not acknowledged."""
-    return {
-        str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0)
-        for g in await _groups(redis_url)
-    }
-
-
-async def bus_lag(redis_url: str) -> dict[str, int]:
-    """Events of the bus stream each consumer group has not read yet."""
-    return {str(g["name"]): int(g.get("lag") or 0) for g in await _groups(redis_url)}
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        groups = await redis.xinfo_groups(STREAM)
+    except ResponseError:  # no stream yet
+        return {}
+    finally:
+        await redis.aclose()
+    return {str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups}
 
 
 async def on_duty(redis_url: str) -> int:
@@ -435,11 +423,6 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
                 figures["position_ramp"] = await position_ramp(t, riders, o)
                 await between_phases(o, t, figures, "before_ws")
                 if name == "service" and o.ws_alerts:
-                    # Offers reach phones through the bus: events still queued from the load
-                    # above delay them (the figure then measures the backlog, not the path).
-                    figures["bus_lag_before_ws"] = lag = await bus_lag(o.redis_url)
-                    if any(lag.values()):
-                        _say(f"WARNING: bus consumers still behind by {lag} events")
                     _say(f"{scale.name} {name}: alert -> WebSocket offer x{o.ws_alerts}")
                     figures["ws_offer"] = await ws_latency(t, ws_rider, o, tag)
             figures["on_duty_at_end"] = await on_duty(o.redis_url)

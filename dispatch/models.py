@@ -184,10 +184,6 @@ class DispatchConfig:
     timezone: tzinfo
     token_key: bytes = field(repr=False)
 
-    def search_radius_m(self, budget_s: float) -> float:
-        """The farthest straight-line reach of the budget, for the fastest travel mode."""
-        return max(self.reach_by_mode(budget_s).values())
-
     def reach_by_mode(self, budget_s: float) -> dict[TravelMode, float]:
         """Each travel mode's straight-line reach of the budget (what a search reads)."""
         return {mode: self.model.reach_m(budget_s, mode) for mode in TravelMode}

@@ -148,9 +148,6 @@ INCIDENT_EXISTS = """
 SELECT status FROM incidents WHERE id = $1 AND ($2::text IS NULL OR center_id = $2)
 """
 
-# Volunteers offered in an incident (the phones hear that it ended).
-OFFERED_VOLUNTEERS = "SELECT DISTINCT volunteer_id FROM offers WHERE incident_id = $1"
-
 # The volunteers offered in any of these incidents (the phones' fan-out of a batch of ends).
 OFFERED_VOLUNTEERS_OF = """
 SELECT DISTINCT incident_id, volunteer_id FROM offers WHERE incident_id = ANY($1::text[])
@@ -169,8 +166,6 @@ LEFT JOIN guidance_participants gp ON gp.session_id = gs.id AND gp.volunteer_id 
 """
 
 GET_OFFER = _OFFER_VIEW + "WHERE o.id = $1 AND o.volunteer_id = $2"
-
-GET_OFFER_BY_ID = _OFFER_VIEW + "WHERE o.id = $1"
 
 GET_OFFERS_BY_IDS = _OFFER_VIEW + "WHERE o.id = ANY($1::text[])"
 

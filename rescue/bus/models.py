@@ -132,6 +132,7 @@ class BusStats:
     replayed: int = 0
     replays: int = 0
     relay_errors: int = 0
+    relay_passes: int = 0  # passes of this bus's relay that ended without an error
     consumer_errors: int = 0
     handled: int = 0
     duplicates: int = 0

@@ -97,6 +97,7 @@ class Relay:
                     self._outage.failed(exc)
                     await _wait(self._stopping, self._backoff.delay())
                     continue
+                self._bus.stats.relay_passes += 1
                 self._outage.recovered()
                 self._backoff.reset()
                 await _wait(self._wake, self._bus.poll_interval_s)

@@ -12,7 +12,7 @@ from rescue import auth as auth_module
 from rescue import db
 from rescue.auth import Authenticator, Principal, Role, hash_token
 from tests.conftest import ADMIN_TOKEN
-from tests.helpers import insert_volunteer
+from tests.helpers import insert_volunteer, wait_until
 
 
 @pytest.fixture
@@ -121,7 +121,9 @@ async def test_a_lookup_in_flight_across_a_revocation_is_not_cached(
         await pg.execute("SELECT 1 FROM volunteers WHERE id = $1 FOR UPDATE", vid)
         await pg.execute("LOCK TABLE volunteers IN ACCESS EXCLUSIVE MODE")
         lookup = asyncio.create_task(authenticator.resolve(token))
-        await asyncio.sleep(0.3)
+        waiting = """SELECT count(*) > 0 FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+        await wait_until(lambda: pg.fetchval(waiting), what="the look-up waits on the lock")
         assert not lookup.done()
         authenticator.forget(hash_token(token))  # the rotation's pub/sub reaches this worker
     # The look-up read the row before the rotation committed: it answers, but caches nothing.

@@ -54,6 +54,7 @@ class BusOptions(TypedDict, total=False):
     read_count: int
     backoff_base_s: float
     backoff_max_s: float
+    record_delay_s: float
 
 
 class Bus:
@@ -91,6 +92,7 @@ class Bus:
         read_count: int = 100,
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
+        record_delay_s: float = 0.5,
     ) -> None:
         if claim_idle_ms <= 0 or block_ms <= 0 or max_deliveries <= 0:
             raise ValueError("claim_idle_ms, block_ms and max_deliveries must be positive")
@@ -114,6 +116,9 @@ class Bus:
         self.read_count = read_count
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        # A batch handler's events are recorded this long after it returns, several reads in
+        # one INSERT (see Consumer).
+        self.record_delay_s = record_delay_s
         self.stats = BusStats()
         self.dsn = ""
         self._pool: asyncpg.Pool | None = None

@@ -73,9 +73,18 @@ class Consumer:
         # trip for both); counted once sent, so a counted event is an acked one.
         self._acks: list[str] = []
         self._outcomes: list[str] = []
+        # A batch handler's handled events not yet recorded, and when they are due.
+        self._unrecorded: list[str] = []
+        self._record_due = 0.0
 
     async def run(self) -> None:
         """Consume until cancelled; an entry being handled when cancelled stays pending."""
+        try:
+            await self._consume()
+        finally:
+            await self._record_on_exit()
+
+    async def _consume(self) -> None:
         bus = self._bus
         while True:
             raise_if_cancelling()
@@ -86,6 +95,8 @@ class Consumer:
                     self._next_claim = time.monotonic() + bus.claim_idle_ms / 2000
                 reply = await self._ack_and_read()
                 await self._deliver_batch([(i, f, 1) for i, f in _entries(reply)])
+                if self._unrecorded and time.monotonic() >= self._record_due:
+                    await self._write_records()
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -110,7 +121,12 @@ class Consumer:
         group = self._sub.group
         acks, outcomes = self._acks, self._outcomes
         self._acks, self._outcomes = [], []
-        read = {"count": bus.read_count, "block": bus.block_ms}
+        block_ms = bus.block_ms
+        if self._unrecorded:
+            # Wake for the deferred records even when nothing new comes.
+            due_ms = int((self._record_due - time.monotonic()) * 1000)
+            block_ms = max(1, min(block_ms, due_ms))
+        read = {"count": bus.read_count, "block": block_ms}
         if not acks:
             return await bus.redis.xreadgroup(group, bus.consumer_name, {bus.stream: ">"}, **read)
         # A failure loses these acks, not the records: the entries come back by XAUTOCLAIM and
@@ -277,9 +293,37 @@ class Consumer:
             for entry_id, fields, attempt, event in pending:
                 await self._failed(entry_id, fields, event, attempt, exc)
             return
+        if not self._unrecorded:
+            # A batch handler is idempotent: its events are acked at once and recorded
+            # together with the next reads' (bus.record_delay_s), so a record lost with the
+            # worker only lets an event be delivered again. A per-event handler's record,
+            # which dedupes redeliveries, is written before the ack, as ever.
+            self._record_due = time.monotonic() + bus.record_delay_s
         for entry_id, _, _, event in pending:
-            batch.record.append(event.id)
+            self._unrecorded.append(event.id)
             batch.acked(entry_id, "handled")
+
+    async def _write_records(self) -> None:
+        """Record the batch handler's handled events (one INSERT for several batches)."""
+        ids = list(self._unrecorded)
+        await self._bus.pool.execute(queries.MARK_PROCESSED_MANY, self._sub.group, ids)
+        # Only now: a failed INSERT keeps them for the next try.
+        del self._unrecorded[: len(ids)]
+
+    async def _record_on_exit(self) -> None:
+        """Best effort when stopping: what is left unrecorded may be delivered again."""
+        if not self._unrecorded:
+            return
+        try:
+            async with asyncio.timeout(1.0):
+                await self._write_records()
+        except (Exception, asyncio.CancelledError) as exc:
+            logger.warning(
+                "bus: group %r stopped with %d handled events unrecorded: %r",
+                self._sub.group,
+                len(self._unrecorded),
+                exc,
+            )
 
     async def _flush(self, batch: _Batch, *, ack_with_next_read: bool = False) -> None:
         """Record the handled events (one INSERT), then ack their entries (one XACK, or with

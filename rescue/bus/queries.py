@@ -55,13 +55,19 @@ GROUP_NAMES = "SELECT name FROM bus_groups ORDER BY name"
 _COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
 
 # Several relays (one per worker) drain concurrently: each claims, for $2, the unpublished rows
-# nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same instant).
-# RETURNING is in no particular order: the relay sorts by id.
+# nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same instant),
+# and in the same statement stamps $3, the rows it published since its last claim (their
+# claim is still live, so the claim cannot take them again). RETURNING is in no particular
+# order: the relay sorts by id.
 CLAIM_UNPUBLISHED = f"""
+WITH stamped AS (
+    UPDATE outbox SET published_at = now() WHERE id = ANY($3::bigint[])
+)
 UPDATE outbox o SET claimed_until = now() + $2::interval
 FROM (
     SELECT id FROM outbox
     WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+      AND id <> ALL($3::bigint[])
     ORDER BY id
     LIMIT $1
     FOR UPDATE SKIP LOCKED

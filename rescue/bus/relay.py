@@ -42,6 +42,9 @@ CLAIM_LEASE = timedelta(seconds=15)
 # The epoch marker is read at most this often, not on every wake-up: events published to a Redis
 # that lost the bus meanwhile are not recorded by any group, so the replay still brings them.
 _EPOCH_CHECK_S = 1.0
+# A pass that published something runs again this soon (to stamp it with its claim) if no
+# commit wakes the relay first; far inside CLAIM_LEASE.
+STAMP_DELAY_S = 0.2
 
 
 class Relay:
@@ -59,6 +62,8 @@ class Relay:
         self._backoff = Backoff(base_s=bus.backoff_base_s, cap_s=bus.backoff_max_s)
         self._next_cleanup = time.monotonic() + bus.cleanup_interval_s
         self._next_epoch_check = 0.0
+        # Rows published by this relay, stamped with its next claim.
+        self._unstamped: set[int] = set()
 
     @property
     def listening(self) -> bool:
@@ -86,7 +91,7 @@ class Relay:
                     if time.monotonic() >= self._next_epoch_check:
                         await self.replay_if_lost()
                         self._next_epoch_check = time.monotonic() + _EPOCH_CHECK_S
-                    await self.drain()
+                    await self.drain(defer_stamp=True)
                     if time.monotonic() >= self._next_cleanup:
                         self._next_cleanup = time.monotonic() + self._bus.cleanup_interval_s
                         await self._bus.cleanup()
@@ -100,21 +105,28 @@ class Relay:
                 self._bus.stats.relay_passes += 1
                 self._outage.recovered()
                 self._backoff.reset()
-                await _wait(self._wake, self._bus.poll_interval_s)
+                await _wait(
+                    self._wake, STAMP_DELAY_S if self._unstamped else self._bus.poll_interval_s
+                )
         finally:
+            await self._stamp_on_exit()
             await self._close_listener()
 
-    async def drain(self) -> int:
+    async def drain(self, *, defer_stamp: bool = False) -> int:
         """Publish every committed, unpublished outbox row; the number published.
 
-        Per batch two statements: claim (a lease), then, after the XADDs, stamp published.
+        One statement per batch: the claim (a lease), which also stamps the batch published
+        before it. With `defer_stamp` the last batch stays unstamped until the next pass's
+        claim (the run loop passes within `STAMP_DELAY_S`): under a stream of commits, each
+        pass costs one statement, not two. Its lease keeps it from being published again
+        meanwhile; a relay that dies before the stamp only lets it be published twice.
         """
         bus = self._bus
         total = 0
         while True:
-            rows = await bus.pool.fetch(queries.CLAIM_UNPUBLISHED, bus.batch_size, CLAIM_LEASE)
+            rows = await self._claim()
             if not rows:
-                return total
+                break
             rows = sorted(rows, key=lambda r: r["id"])
             ids = [r["id"] for r in rows]
             try:
@@ -123,11 +135,32 @@ class Relay:
                 with contextlib.suppress(Exception):
                     await bus.pool.execute(queries.RELEASE_CLAIM, ids)
                 raise
-            await bus.pool.execute(queries.MARK_PUBLISHED, ids)
+            self._unstamped.update(ids)
             total += len(rows)
             bus.stats.published += len(rows)
             if len(rows) < bus.batch_size:
-                return total
+                break
+        if not defer_stamp:
+            await self.stamp()
+        return total
+
+    async def stamp(self) -> None:
+        """Stamp the published rows not stamped yet."""
+        if self._unstamped:
+            ids = list(self._unstamped)
+            await self._bus.pool.execute(queries.MARK_PUBLISHED, ids)
+            self._unstamped.difference_update(ids)
+
+    async def _claim(self) -> list[asyncpg.Record]:
+        """Claim the next batch, stamping the last one in the same statement."""
+        bus = self._bus
+        stamped = list(self._unstamped)
+        rows = await bus.pool.fetch(
+            queries.CLAIM_UNPUBLISHED, bus.batch_size, CLAIM_LEASE, stamped
+        )
+        # Only once the statement ran: a failure keeps them for the next try.
+        self._unstamped.difference_update(stamped)
+        return list(rows)
 
     async def replay_if_lost(self) -> int | None:
         """If Redis lost the bus (no epoch marker), re-publish what some group still owes.
@@ -189,6 +222,18 @@ class Relay:
                     approximate=True,
                 )
             await pipe.execute()
+
+    async def _stamp_on_exit(self) -> None:
+        """Best effort when stopping: an unstamped row is published again after its lease."""
+        if not self._unstamped:
+            return
+        try:
+            async with asyncio.timeout(1.0):
+                await self.stamp()
+        except (Exception, asyncio.CancelledError) as exc:
+            logger.warning(
+                "bus relay: stopped with %d published rows unstamped: %r", len(self._unstamped), exc
+            )
 
     async def _listen(self) -> None:
         """Keep a connection; LISTEN on it while it holds the relays' leader lock.

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
 from rescue.bus.outbox import emit_many, new_event
+from rescue.bus import relay as relay_module
 from rescue.bus.queries import CLAIM_UNPUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
@@ -348,15 +349,46 @@ async def test_a_dead_relays_claim_expires_and_the_rows_are_published(
     async with pg.transaction():
         sent = new_event(type="offer.created", data={"n": 1})
         await emit_many(pg, [sent])
-        claimed = await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1))
+        claimed = await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1), [])
     assert [r["event_id"] for r in claimed] == [sent.id]
-    assert await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1)) == []  # held
+    assert await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1), []) == []  # held
     lease_end = await pg.fetchval("SELECT claimed_until FROM outbox WHERE event_id = $1", sent.id)
     await wait_until(lambda: sent.id in got.ids(), what="published after the lease", timeout=5)
     stamped = "SELECT published_at FROM outbox WHERE event_id = $1"
     await wait_until(lambda: pg.fetchval(stamped, sent.id), what="stamped published")
     # Published by the live relay only once the dead relay's lease was over.
     assert await pg.fetchval(stamped, sent.id) >= lease_end
+
+
+async def test_a_pass_stamps_the_last_one_with_its_claim(
+    make_bus: MakeBus, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a stream of commits each relay pass is one statement: its claim also stamps what
+    the previous pass published. What is left is stamped when the relay stops."""
+    monkeypatch.setattr(relay_module, "STAMP_DELAY_S", 60.0)
+    got = Recorder()
+    bus = make_bus(poll_interval_s=60.0)
+    bus.subscribe("phones", got)
+    await bus.start()
+    await wait_until(lambda: bus.listening, what="the relay listens")
+    # After a pass that began listening: the next pass is the first event's NOTIFY.
+    passes = bus.stats.relay_passes
+    await wait_until(lambda: bus.stats.relay_passes > passes, what="a pass while listening")
+    first = await emit_committed(pg, type="offer.created", data={"n": 1})
+    await wait_until(lambda: first.id in got.ids(), what="first delivered")
+    stamp = "SELECT published_at FROM outbox WHERE event_id = $1"
+    assert await pg.fetchval(stamp, first.id) is None  # deferred to the next claim
+    second = await emit_committed(pg, type="offer.created", data={"n": 2})
+    await wait_until(lambda: second.id in got.ids(), what="second delivered")
+    await wait_until(lambda: pg.fetchval(stamp, first.id), what="first stamped")
+    claimed = await pg.fetchval(
+        "SELECT claimed_until FROM outbox WHERE event_id = $1", second.id
+    )
+    # The same statement (one now()) claimed the second and stamped the first.
+    assert await pg.fetchval(stamp, first.id) == claimed - relay_module.CLAIM_LEASE
+    assert await pg.fetchval(stamp, second.id) is None
+    await bus.stop()
+    assert await pg.fetchval(stamp, second.id) is not None
 
 
 async def test_one_relay_listens_and_another_takes_over_when_it_stops(

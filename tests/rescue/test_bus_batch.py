@@ -14,6 +14,7 @@ from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
     emit_committed,
+    first_pass_done,
     make_bus_fixture,  # noqa: F401 (a fixture)
     wait_until,
 )
@@ -51,6 +52,10 @@ async def _queue_batch(
 async def _recorded(pg: asyncpg.Connection, group: str) -> set[str]:
     rows = await pg.fetch("SELECT event_id FROM bus_processed WHERE group_name = $1", group)
     return {row["event_id"] for row in rows}
+
+
+async def _has_recorded(pg: asyncpg.Connection, group: str, ids: set[str]) -> bool:
+    return await _recorded(pg, group) >= ids
 
 
 async def test_batch_is_handled_once_recorded_and_acked(
@@ -135,6 +140,10 @@ class GatedBatches:
                 await self.before_failing()
             raise RuntimeError("publish failed")
 
+    def handled(self) -> int:
+        """Events handed to the handler, over every call."""
+        return sum(len(call) for call in self.calls)
+
 
 async def test_batch_handler_gets_a_read_at_once_in_order(
     make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
@@ -153,7 +162,8 @@ async def test_batch_handler_gets_a_read_at_once_in_order(
     # The gate's call, then the 40 queued entries as one read: one call with the wanted ones.
     assert [[e.id for e in call] for call in handler.calls[1:]] == [[e.id for e in wanted]]
     assert bus.stats.skipped == 10
-    assert await _recorded(pg, "phones") >= {e.id for e in events if e.type == "offer.created"}
+    wanted_ids = {e.id for e in wanted}
+    await wait_until(lambda: _has_recorded(pg, "phones", wanted_ids), what="recorded")
     assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
 
 
@@ -191,5 +201,52 @@ async def test_failed_batch_is_delivered_again_whole(
     failed, retried = handler.calls[1], handler.calls[2]
     assert [e.id for e in failed] == [e.id for e in retried] == [e.id for e in events]
     assert len(handler.calls) == 3
-    assert await _recorded(pg, "phones") >= {e.id for e in events}
+    ids = {e.id for e in events}
+    await wait_until(lambda: _has_recorded(pg, "phones", ids), what="recorded")
     assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
+
+
+async def test_batches_are_recorded_together_after_the_handler(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """A batch handler's events are acked at once and recorded later, several reads in one
+    INSERT (one transaction: one processed_at)."""
+    handler = GatedBatches()
+    handler.gate.set()
+    bus = make_bus(read_count=100, record_delay_s=3.0)
+    bus.subscribe_batch("phones", handler)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    first = [new_event(type="offer.created", data={"n": n}) for n in range(3)]
+    second = [new_event(type="offer.created", data={"n": n}) for n in range(3, 5)]
+    async with pg.transaction():
+        await emit_many(pg, first)
+    await wait_until(lambda: handler.handled() == 3, what="first events handled")
+    async with pg.transaction():
+        await emit_many(pg, second)
+    await wait_until(lambda: handler.handled() == 5, what="second events handled")
+    ids = {e.id for e in first + second}
+    await wait_until(lambda: _has_recorded(pg, "phones", ids), what="recorded", timeout=10)
+    stamps = await pg.fetch(
+        "SELECT DISTINCT processed_at FROM bus_processed WHERE event_id = ANY($1::text[])",
+        list(ids),
+    )
+    assert len(stamps) == 1
+    assert (await redis.xpending(bus.stream, "phones"))["pending"] == 0
+
+
+async def test_stopping_records_what_was_handled(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    handler = GatedBatches()
+    handler.gate.set()
+    bus = make_bus(read_count=100, record_delay_s=30.0)
+    bus.subscribe_batch("phones", handler)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    events = [new_event(type="offer.created", data={"n": n}) for n in range(4)]
+    async with pg.transaction():
+        await emit_many(pg, events)
+    await wait_until(lambda: handler.handled() == 4, what="handled")
+    await bus.stop()
+    assert await _recorded(pg, "phones") >= {e.id for e in events}

@@ -213,7 +213,9 @@ class Relay:
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
         bus = self._bus
-        async with bus.redis.pipeline(transaction=False) as pipe:
+        # MULTI/EXEC: a consumer blocked in XREADGROUP is served after the EXEC, so it reads
+        # the batch at once (an alert's events in one handler call), not after the first XADD.
+        async with bus.redis.pipeline(transaction=True) as pipe:
             for row in rows:
                 pipe.xadd(
                     bus.stream,

@@ -26,10 +26,12 @@ class GatedRecorder:
     def __init__(self, *, fail_on: int | None = None) -> None:
         self.calls: list[Event] = []
         self.gate = asyncio.Event()
+        self.holding = asyncio.Event()  # the gate event arrived and is held
         self.fail_on = fail_on
 
     async def __call__(self, event: Event, ctx: HandlerContext) -> None:
         if event.type == "gate":
+            self.holding.set()
             await self.gate.wait()
         self.calls.append(event)
         if self.fail_on is not None and event.data.get("n") == self.fail_on:
@@ -41,7 +43,8 @@ async def _queue_batch(
 ) -> None:
     """Block the consumer on a gate event, publish the events, then let it read them at once."""
     await emit_committed(pg, type="gate", data={})
-    await wait_until(lambda: pg.fetchval("SELECT count(*) = 1 FROM outbox"), what="gate")
+    # The consumer holds the gate: what follows queues up behind it and is read at once.
+    await wait_until(handler.holding.is_set, what="gate held")
     async with pg.transaction():
         await emit_many(pg, events)
     published = f"SELECT count(*) = {len(events) + 1} FROM outbox WHERE published_at IS NOT NULL"
@@ -127,11 +130,13 @@ class GatedBatches:
     ) -> None:
         self.calls: list[list[Event]] = []
         self.gate = asyncio.Event()
+        self.holding = asyncio.Event()  # the gate event arrived and is held
         self.failures = failures
         self.before_failing = before_failing
 
     async def __call__(self, events: Sequence[Event], ctx: BatchContext) -> None:
         if any(e.type == "gate" for e in events):
+            self.holding.set()
             await self.gate.wait()
         self.calls.append(list(events))
         if self.failures and any(e.type != "gate" for e in events):
@@ -250,3 +255,23 @@ async def test_stopping_records_what_was_handled(
     await wait_until(lambda: handler.handled() == 4, what="handled")
     await bus.stop()
     assert await _recorded(pg, "phones") >= {e.id for e in events}
+
+
+async def test_events_committed_together_reach_a_batch_handler_together(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """The relay publishes a claimed batch in one MULTI/EXEC, so a blocked consumer reads all
+    of it at once (an alert's events: one handler call, one query), not the first XADD alone."""
+    handler = GatedBatches()
+    handler.gate.set()
+    bus = make_bus(read_count=100)
+    bus.subscribe_batch("phones", handler)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    for round_ in range(3):
+        events = [new_event(type="offer.created", data={"n": n}) for n in range(5)]
+        async with pg.transaction():
+            await emit_many(pg, events)
+        await wait_until(lambda: handler.handled() == 5 * (round_ + 1), what="handled")
+        assert [e.id for e in handler.calls[-1]] == [e.id for e in events]
+    assert len(handler.calls) == 3

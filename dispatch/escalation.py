@@ -38,7 +38,13 @@ from dispatch.models import (
     PlanInput,
     Role,
 )
-from dispatch.service import find_candidates, local_time, offer_rows, offer_summaries
+from dispatch.service import (
+    find_candidates,
+    local_time,
+    offer_created_data,
+    offer_rows,
+    offer_summaries,
+)
 from geo import AedIndex
 from rescue.ids import new_id
 from rescue.typedefs import aed_index_key, background_key, db_key, redis_key
@@ -147,10 +153,14 @@ async def escalate(
         inserted = {
             r["id"]
             for r in await conn.fetch(
-                queries.INSERT_WAVE_OFFERS, incident["id"], wave, config.offer_ttl_s, rows
+                queries.INSERT_WAVE_OFFERS, incident["id"], wave, config.offer_ttl_s, rows, now
             )
         }
-        summaries = offer_summaries([r for r in rows if r["id"] in inserted], wave)
+        sent = [r for r in rows if r["id"] in inserted]
+        summaries = offer_summaries(sent, wave)
+        offered = offer_created_data(
+            sent, wave, expires_at=now + dt.timedelta(seconds=config.offer_ttl_s)
+        )
         escalated = {"wave": wave, "budget_s": budget, "offers": len(summaries)}
         entries = [
             Entry(
@@ -165,7 +175,7 @@ async def escalate(
         await emit_all(
             conn,
             ref,
-            [(INCIDENT_ESCALATED, escalated), *((OFFER_CREATED, s) for s in summaries)],
+            [(INCIDENT_ESCALATED, escalated), *((OFFER_CREATED, d) for d in offered)],
             at=now,
         )
     logger.info("incident %s: wave %d at %d s, %d offers", ref.id, wave, budget, len(summaries))

@@ -5,8 +5,8 @@ and exercise. Every event has its timeline entry (at the same moment, in the sam
 
 - incident.created (time_budget_s, responders, aeds, degraded): timeline alert_received and
   plan_made;
-- offer.created (offer_id, volunteer_id, role, wave, eta_s, aed_id): one offers_sent entry per
-  wave listing the offers;
+- offer.created (offer_id, volunteer_id, role, wave, eta_s, aed_id, distance_m, expires_at):
+  one offers_sent entry per wave listing the offers;
 - offer.accepted (offer_id, volunteer_id, role, aed_id): offer_accepted;
 - offer.declined / offer.expired / offer.cancelled (offer_id, volunteer_id, role):
   offer_declined / offer_expired / offer_cancelled;

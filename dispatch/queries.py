@@ -278,8 +278,8 @@ RETURNING wave
 INSERT_WAVE_OFFERS = """
 INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id, aed,
     offered_at, expires_at)
-SELECT o.id, $1, o.volunteer_id, o.role, $2, o.eta_s, o.distance_m, o.aed_id, o.aed, now(),
-    now() + make_interval(secs => $3)
+SELECT o.id, $1, o.volunteer_id, o.role, $2, o.eta_s, o.distance_m, o.aed_id, o.aed,
+    $5::timestamptz, $5::timestamptz + make_interval(secs => $3)
 FROM jsonb_to_recordset($4::jsonb) AS o(id text, volunteer_id text, role text, eta_s integer,
     distance_m integer, aed_id text, aed jsonb)
 JOIN volunteers v ON v.id = o.volunteer_id

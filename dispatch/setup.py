@@ -19,7 +19,7 @@ from dispatch.reports import routes as report_routes
 from dispatch.routes import routes as incident_routes
 from dispatch.tokens import derive_token_key
 from rescue.settings import Settings
-from rescue.typedefs import bus_key, dispatch_key, settings_key
+from rescue.typedefs import aed_index_key, bus_key, dispatch_key, settings_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,5 +63,9 @@ def setup(app: web.Application, *, strategy: PlanStrategy = DEFAULT_STRATEGY) ->
     if bus_key not in app:
         logger.error("no event bus installed: phones and 120 will not hear about incidents")
         return
-    app[bus_key].subscribe_batch(fanout.GROUP, fanout.make_handler(config), types=fanout.TYPES)
+    app[bus_key].subscribe_batch(
+        fanout.GROUP,
+        fanout.make_handler(config, lambda: app.get(aed_index_key)),
+        types=fanout.TYPES,
+    )
     setup_callbacks(app)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -14,10 +16,10 @@ from redis.asyncio import Redis
 from dispatch import fanout
 from dispatch.models import DispatchConfig
 from rescue.app import create_app
-from rescue.bus import bus_ctx, install_bus
+from rescue.bus import Event, bus_ctx, install_bus
 from rescue.settings import Settings
-from rescue.typedefs import bus_key, dispatch_key
-from tests.dispatch.support import PATIENT, center, offset, raise_alert, volunteer
+from rescue.typedefs import aed_index_key, bus_key, dispatch_key
+from tests.dispatch.support import PATIENT, aed, center, offset, raise_alert, volunteer
 from tests.helpers import wait_until
 
 Wired = Callable[[], Awaitable[TestClient]]
@@ -97,3 +99,66 @@ async def test_offers_and_their_updates_reach_the_phone(
     await wait_until(
         lambda: pg.fetchval("SELECT count(*) >= 3 FROM bus_processed WHERE group_name = 'phones'")
     )
+
+
+async def test_a_new_offer_pushed_from_its_event_is_the_stored_offer(
+    wired: Wired, pg: asyncpg.Connection
+) -> None:
+    """The offer message is rendered from the offer.created event and the worker's AED index
+    (no read back): it equals the offer as the volunteer's API reads it from PostgreSQL."""
+    api = await wired()
+    c = await center(api)
+    await aed(api, offset(PATIENT, north_m=80))
+    vol = await volunteer(api, pg, offset(PATIENT, north_m=120))
+    # The one worker's index has the AED (the inventory's sync reached it).
+    await wait_until(lambda: len(api.app[aed_index_key]) == 1, what="AED indexed")
+    async with api.ws_connect("/v1/me/stream", headers=vol.headers) as ws:
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        plan = await raise_alert(api, c)
+        (responder,) = plan["responders"]
+        assert responder["role"] == "aed"
+        pushed = (await next_of(ws, "offer"))["offer"]
+    resp = await api.get("/v1/me/offers", headers=vol.headers)
+    assert resp.status == 200
+    (stored,) = (await resp.json())["items"]
+    assert pushed == stored
+    assert pushed["aed"]["id"] == responder["aed_id"]
+    # It was rendered from the event: the event carries what the phone shows.
+    data = json.loads(
+        await pg.fetchval("SELECT data::text FROM outbox WHERE type = 'offer.created'")
+    )
+    assert data["distance_m"] == stored["distance_m"]
+    assert datetime.fromisoformat(data["expires_at"]) == datetime.fromisoformat(
+        stored["expires_at"]
+    )
+
+
+async def test_an_event_without_what_the_phone_shows_is_read_back(
+    wired: Wired, pg: asyncpg.Connection
+) -> None:
+    """An offer.created of an older version (no distance, no expiry) still reaches the phone,
+    read from PostgreSQL."""
+    event = Event(
+        id="evt_old",
+        type="offer.created",
+        key="inc_1",
+        at=datetime.now(UTC),
+        data={"offer_id": "off_1", "incident_id": "inc_1", "volunteer_id": "vol_1",
+              "role": "cpr", "wave": 1, "eta_s": 60, "aed_id": None, "exercise": False},
+    )  # fmt: skip
+    assert fanout.created_offer(event, None) is None
+    fresh = Event(
+        id="evt_new",
+        type="offer.created",
+        key="inc_1",
+        at=event.at,
+        data={**event.data, "distance_m": 70, "expires_at": event.at.isoformat()},
+    )
+    offer = fanout.created_offer(fresh, None)
+    assert offer is not None and offer["state"] == "open" and offer["aed"] is None
+    # An AED offer needs the AED from the index: without one it is read back.
+    with_aed = Event(
+        id="evt_aed", type="offer.created", key="inc_1", at=event.at,
+        data={**fresh.data, "role": "aed", "aed_id": "aed_1"},
+    )  # fmt: skip
+    assert fanout.created_offer(with_aed, None) is None

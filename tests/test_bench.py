@@ -24,7 +24,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         # Its own database and Redis db: never the demo's, never the other tests'.
         "--database", "rescue_bench_tiny", "--redis-db", "8",
         "--alerts", "10", "--ramp-start", "50", "--ramp-max", "50", "--ramp-step-s", "1",
-        "--ws-alerts", "1", "--out", str(out),
+        "--ws-alerts", "1", "--alert-rate", "50", "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(
         args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230, check=False
@@ -40,6 +40,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         figures = scale[target]
         assert figures["alert_alone"]["count"] == 10
         assert figures["alert_alone"]["errors"] == 0, figures["alert_alone"]["statuses"]
+        paced = figures["alert_paced"]
+        assert (paced["count"], paced["errors"]) == (10, 0)
         assert figures["alert_under_positions"]["count"] == 10
         assert figures["positions_during_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
@@ -52,6 +54,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
+    assert "| tiny: alert p99 at 50.0/s, open loop (ms) |" in results["table"]
 
     # The in-process tools run on the data the run left loaded.
     plans = _tool(env, "bench.plans", "--points", "20")

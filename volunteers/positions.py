@@ -105,8 +105,8 @@ return out
 # nearest first. GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash
 # cells around the circle, so a dense centre is searched at a quarter, then half of the reach
 # first: when a smaller circle already holds n members they are the n nearest (the same
-# answer), found in cells a fraction of the size. The per-member facts come in three batched
-# calls.
+# answer), found in cells a fraction of the size; where a quarter circle holds under n/4 the
+# half circle is skipped. The per-member facts come in three batched calls.
 _SEARCH = """
 local count = tonumber(ARGV[6])
 local hits = {}
@@ -119,7 +119,9 @@ for m = 1, 3 do
       found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
         'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHCOORD', 'WITHDIST')
       if #found >= count or r >= reach then break end
-      r = math.min(reach, r * 2)
+      -- Twice the radius holds about four times the members: when even that would not fill
+      -- count, the whole reach is searched next (a sparse place: one search fewer).
+      if #found * 4 < count then r = reach else r = math.min(reach, r * 2) end
     end
     for _, hit in ipairs(found) do hits[#hits + 1] = hit end
   end

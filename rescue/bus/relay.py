@@ -155,9 +155,7 @@ class Relay:
         """Claim the next batch, stamping the last one in the same statement."""
         bus = self._bus
         stamped = list(self._unstamped)
-        rows = await bus.pool.fetch(
-            queries.CLAIM_UNPUBLISHED, bus.batch_size, CLAIM_LEASE, stamped
-        )
+        rows = await bus.pool.fetch(queries.CLAIM_UNPUBLISHED, bus.batch_size, CLAIM_LEASE, stamped)
         # Only once the statement ran: a failure keeps them for the next try.
         self._unstamped.difference_update(stamped)
         return list(rows)

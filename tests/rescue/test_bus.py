@@ -14,8 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
-from rescue.bus.outbox import emit_many, new_event
 from rescue.bus import relay as relay_module
+from rescue.bus.outbox import emit_many, new_event
 from rescue.bus.queries import CLAIM_UNPUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
@@ -381,9 +381,7 @@ async def test_a_pass_stamps_the_last_one_with_its_claim(
     second = await emit_committed(pg, type="offer.created", data={"n": 2})
     await wait_until(lambda: second.id in got.ids(), what="second delivered")
     await wait_until(lambda: pg.fetchval(stamp, first.id), what="first stamped")
-    claimed = await pg.fetchval(
-        "SELECT claimed_until FROM outbox WHERE event_id = $1", second.id
-    )
+    claimed = await pg.fetchval("SELECT claimed_until FROM outbox WHERE event_id = $1", second.id)
     # The same statement (one now()) claimed the second and stamped the first.
     assert await pg.fetchval(stamp, first.id) == claimed - relay_module.CLAIM_LEASE
     assert await pg.fetchval(stamp, second.id) is None

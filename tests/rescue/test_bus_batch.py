@@ -272,6 +272,7 @@ async def test_events_committed_together_reach_a_batch_handler_together(
         events = [new_event(type="offer.created", data={"n": n}) for n in range(5)]
         async with pg.transaction():
             await emit_many(pg, events)
-        await wait_until(lambda: handler.handled() == 5 * (round_ + 1), what="handled")
+        expected = 5 * (round_ + 1)
+        await wait_until(lambda n=expected: handler.handled() == n, what="handled")
         assert [e.id for e in handler.calls[-1]] == [e.id for e in events]
     assert len(handler.calls) == 3

@@ -26,7 +26,6 @@ class Candidate:
     lng: float
     distance_m: float
     travel_mode: TravelMode
-    seen_at: float
 
 
 @dataclass(frozen=True, slots=True)

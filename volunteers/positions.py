@@ -101,9 +101,11 @@ return out
 
 # KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
 # searched), count per mode, min_seen.
-# Returns {stale, engaged, off_duty, {id, dist, lng, lat, seen, meta, ...}}, mode by mode, each
-# nearest first. GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash
-# cells around the circle, so a dense centre is searched at a quarter, then half of the reach
+# Returns {stale, engaged, off_duty, {id, dist, lng, lat, k, ...}, {meta, ...}}, mode by mode,
+# each nearest first; k is the 1-based index of the member's meta among the distinct metas
+# (volunteers share a few: each is sent, decoded and judged once, not once per member).
+# GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
+# the circle, so a dense centre is searched at a quarter, then half of the reach
 # first: when a smaller circle already holds n members they are the n nearest (the same
 # answer), found in cells a fraction of the size; where a quarter circle holds under n/4 the
 # half circle is skipped. The per-member facts come in three batched calls.
@@ -139,7 +141,7 @@ for first = 1, #hits, 1000 do
 end
 local min_seen = tonumber(ARGV[7])
 local stale, engaged, off = 0, 0, 0
-local out = {}
+local out, distinct, index = {}, {}, {}
 for i, hit in ipairs(hits) do
   local s = seen[i]
   if (not s) or tonumber(s) < min_seen then
@@ -149,15 +151,21 @@ for i, hit in ipairs(hits) do
   elseif not metas[i] then
     off = off + 1
   else
+    local meta = metas[i]
+    local k = index[meta]
+    if not k then
+      k = #distinct + 1
+      distinct[k] = meta
+      index[meta] = k
+    end
     out[#out + 1] = hit[1]
     out[#out + 1] = hit[2]
     out[#out + 1] = hit[3][1]
     out[#out + 1] = hit[3][2]
-    out[#out + 1] = s
-    out[#out + 1] = metas[i]
+    out[#out + 1] = k
   end
 end
-return {stale, engaged, off, out}
+return {stale, engaged, off, out, distinct}
 """
 
 # KEYS: engaged. ARGV: volunteer id, incident id.
@@ -435,7 +443,7 @@ async def search_candidates(
         reach = [float(radius_m.get(mode, 0.0)) for mode in _MODES]
     else:
         reach = [float(radius_m)] * len(_MODES)
-    stale, engaged, off_duty, flat = await _scripts(redis).search(
+    stale, engaged, off_duty, flat, distinct = await _scripts(redis).search(
         keys=[*_MODE_KEYS, POSITIONS_SEEN, META, ENGAGED],
         args=[lng, lat, *reach, max(1, limit), now - ttl_s],
     )
@@ -443,10 +451,12 @@ async def search_candidates(
     excluded[STALE] = int(stale)
     excluded[ENGAGED_REASON] = int(engaged)
     excluded[OFF_DUTY] = int(off_duty)
+    metas = [decode_meta(raw) for raw in distinct]
+    problems = [eligibility_problem(meta, at_local) for meta in metas]
     candidates: list[Candidate] = []
-    for i in range(0, len(flat), 6):
-        meta = decode_meta(flat[i + 5])
-        problem = eligibility_problem(meta, at_local)
+    for i in range(0, len(flat), 5):
+        k = int(flat[i + 4]) - 1
+        problem = problems[k]
         if problem is not None:
             excluded[problem] += 1
             continue
@@ -456,8 +466,7 @@ async def search_candidates(
                 lat=float(flat[i + 3]),
                 lng=float(flat[i + 2]),
                 distance_m=float(flat[i + 1]),
-                travel_mode=meta.travel_mode,
-                seen_at=float(flat[i + 4]),
+                travel_mode=metas[k].travel_mode,
             )
         )
     candidates.sort(key=lambda c: (c.distance_m, c.volunteer_id))

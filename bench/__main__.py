@@ -33,6 +33,12 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--scale", choices=sorted(data.SCALES), default="qingdao")
     p.add_argument("--alerts", type=int, help="alerts per measurement (default 1000)")
     p.add_argument("--alert-concurrency", type=int, default=2, help="alert connections")
+    p.add_argument(
+        "--alert-rate",
+        type=float,
+        default=20.0,
+        help="open-loop alerts/s of the paced phase (default 20; 0: skip it)",
+    )
     p.add_argument("--position-rate", type=int, help="background position updates/s (3000)")
     p.add_argument("--position-procs", type=int, default=2, help="position load processes")
     p.add_argument("--ramp-start", type=int, help="first rate of the sustained-rate search")
@@ -57,6 +63,7 @@ def parse(argv: list[str]) -> Options:
         scale=a.scale,
         alerts=a.alerts or alerts,
         alert_concurrency=a.alert_concurrency,
+        alert_rate=a.alert_rate,
         position_rate=a.position_rate or (3000 if a.scale != "tiny" else 200),
         position_procs=a.position_procs,
         ramp_start=a.ramp_start or r_start,

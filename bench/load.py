@@ -1,6 +1,9 @@
 """The load generator, run as its own process: `python -m bench.load < spec.json > result.json`.
 
-Alerts run closed-loop over a fixed number of connections; position updates run open-loop at a
+Alerts run closed-loop over a fixed number of connections, or open-loop at a fixed rate (spec
+"rate": each alert is sent at its scheduled time whatever the others are doing, and its
+latency counts from that time, so a service that falls behind is charged for the wait too);
+position updates run open-loop at a
 fixed rate (a request that finds every connection busy is not sent and counts as missed, so an
 overloaded service shows up as a shortfall of the achieved rate). Each request's latency is
 measured with time.perf_counter from just before it is sent to the end of its response body.
@@ -30,7 +33,8 @@ async def _wait_start(start_at: float | None) -> None:
 
 
 async def run_alerts(session: aiohttp.ClientSession, spec: dict[str, Any]) -> dict[str, Any]:
-    """Post every alert once, `concurrency` at a time; latency, status counts, plan sizes."""
+    """Post every alert once, `concurrency` at a time (or at `rate` per second); latency,
+    status counts, plan sizes."""
     url = spec["base_url"] + spec["path"]
     headers = {**JSON, **spec.get("headers", {})}
     points = spec["points"]
@@ -40,35 +44,45 @@ async def run_alerts(session: aiohttp.ClientSession, spec: dict[str, Any]) -> di
     aeds: list[int] = []
     next_index = 0
 
+    async def post(i: int, started: float) -> None:
+        lat, lng = points[i]
+        body = json.dumps(
+            {
+                "external_id": f"{spec['prefix']}{i}",
+                "location": {"lat": lat, "lng": lng},
+                "category": "cardiac_arrest",
+            }
+        ).encode()
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            raw, status = b"", -1
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if status in (200, 201):
+            plan = json.loads(raw)
+            responders.append(len(plan.get("responders", [])))
+            aeds.append(len(plan.get("aeds", [])))
+
     async def worker() -> None:
         nonlocal next_index
         while next_index < len(points):
             i = next_index
             next_index += 1
-            lat, lng = points[i]
-            body = json.dumps(
-                {
-                    "external_id": f"{spec['prefix']}{i}",
-                    "location": {"lat": lat, "lng": lng},
-                    "category": "cardiac_arrest",
-                }
-            ).encode()
-            started = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=headers) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError):
-                raw, status = b"", -1
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-            if status in (200, 201):
-                plan = json.loads(raw)
-                responders.append(len(plan.get("responders", [])))
-                aeds.append(len(plan.get("aeds", [])))
+            await post(i, time.perf_counter())
+
+    async def paced(i: int, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        await post(i, at)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(spec.get("concurrency", 2))))
+    rate = spec.get("rate")
+    if rate:
+        await asyncio.gather(*(paced(i, started + i / rate) for i in range(len(points))))
+    else:
+        await asyncio.gather(*(worker() for _ in range(spec.get("concurrency", 2))))
     elapsed = time.perf_counter() - started
     return {
         "lat_ms": latencies,

@@ -59,6 +59,8 @@ class Options:
     database_url: str
     redis_url: str
     out: Path
+    # Open-loop alerts per second of the paced phase (0: not measured).
+    alert_rate: float = 20.0
 
 
 def _say(message: str) -> None:
@@ -111,8 +113,10 @@ class Target:
         self.alert_path = "/alert" if self.floor else "/v1/alerts"
         self.position_path = "/location" if self.floor else "/v1/me/location"
 
-    def alerts(self, points: list[tuple[float, float]], prefix: str, conc: int) -> dict[str, Any]:
-        """A load spec posting these alerts."""
+    def alerts(
+        self, points: list[tuple[float, float]], prefix: str, conc: int, *, rate: float = 0.0
+    ) -> dict[str, Any]:
+        """A load spec posting these alerts, `conc` at a time or at `rate` per second."""
         return {
             "base_url": self.server.url,
             "path": self.alert_path,
@@ -120,6 +124,7 @@ class Target:
             "points": points,
             "prefix": prefix,
             "concurrency": conc,
+            "rate": rate,
         }
 
     def positions(self, riders: list[data.Rider], rate: float, **extra: Any) -> dict[str, Any]:
@@ -138,10 +143,14 @@ def _split(riders: list[data.Rider], parts: int) -> list[list[data.Rider]]:
     return [riders[i::parts] for i in range(parts)]
 
 
-async def alerts_alone(t: Target, points: list[tuple[float, float]], o: Options, tag: str) -> Any:
-    """Alert latency with nothing else running, and what each alert cost the machine."""
+async def alerts_alone(
+    t: Target, points: list[tuple[float, float]], o: Options, tag: str, *, rate: float = 0.0
+) -> Any:
+    """Alert latency with nothing else running, and what each alert cost the machine: closed
+    loop over `o.alert_concurrency` connections, or open loop at `rate` alerts per second."""
     before = await counters(t, o)
-    (res,) = await run_load([{"alerts": t.alerts(points, f"{tag}-alone-", o.alert_concurrency)}])
+    prefix = f"{tag}-paced-" if rate else f"{tag}-alone-"
+    (res,) = await run_load([{"alerts": t.alerts(points, prefix, o.alert_concurrency, rate=rate)}])
     await asyncio.sleep(_SETTLE_S)  # the background work of the last alerts, the stats flush
     after = await counters(t, o)
     figures = stats.alerts_figures(res["alerts"])
@@ -411,6 +420,12 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
             _say(f"{scale.name} {name}: {len(points)} alerts alone")
             figures["alert_alone"] = await alerts_alone(t, points, o, tag)
             _say(f"  p50 {figures['alert_alone']['p50']} p99 {figures['alert_alone']['p99']} ms")
+            if o.alert_rate:
+                await between_phases(o, t, figures, "before_alert_paced")
+                _say(f"{scale.name} {name}: {len(points)} alerts at {o.alert_rate}/s")
+                paced = await alerts_alone(t, points, o, tag, rate=o.alert_rate)
+                figures["alert_paced"] = paced
+                _say(f"  p50 {paced['p50']} p99 {paced['p99']} ms")
             if full:
                 await between_phases(o, t, figures, "before_alerts_under_positions")
                 _say(f"{scale.name} {name}: alerts under {o.position_rate}/s positions")
@@ -463,6 +478,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
                 (f"{scale_name}: alert {pct} alone (ms)",
                  s["alert_alone"][pct], f["alert_alone"][pct], target)
             )  # fmt: skip
+        if "alert_paced" in s:
+            rate = results["options"].get("alert_rate")
+            for pct in ("p50", "p95", "p99", "max"):
+                target = ""
+                if pct == "p99":
+                    target = "≤ 10 ms, ≤ 2× floor" if scale_name != "province" else "≤ 25 ms"
+                out.append(
+                    (f"{scale_name}: alert {pct} at {rate}/s, open loop (ms)",
+                     s["alert_paced"][pct], f["alert_paced"][pct], target)
+                )  # fmt: skip
         if "alert_under_positions" in s:
             for pct in ("p50", "p99", "max"):
                 out.append(
@@ -525,7 +550,8 @@ async def run(o: Options, argv: list[str]) -> dict[str, Any]:
         "options": {
             "workers": o.workers, "worker_class": o.worker_class, "scale": o.scale,
             "alerts": o.alerts,
-            "alert_concurrency": o.alert_concurrency, "position_rate": o.position_rate,
+            "alert_concurrency": o.alert_concurrency, "alert_rate": o.alert_rate,
+            "position_rate": o.position_rate,
             "position_procs": o.position_procs, "seed": o.seed,
             "position_ttl_s": POSITION_TTL_S,
         },

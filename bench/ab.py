@@ -89,6 +89,12 @@ async def _round(
         points = alert_points(o.alerts, o.seed + 1000 * n)
         with spy("alerts"):
             out: dict[str, Any] = {"alert_alone": await alerts_alone(t, points, o, f"ab{n}-{name}")}
+        if o.alert_rate:
+            await between_phases(o, t, out, "before_alert_paced")
+            with spy("paced"):
+                out["alert_paced"] = await alerts_alone(
+                    t, points, o, f"ab{n}-{name}", rate=o.alert_rate
+                )
         if o.position_rate:
             await between_phases(o, t, out, "before_alerts_under_positions")
             with spy("mixed"):
@@ -113,6 +119,9 @@ def _figures(r: dict[str, Any]) -> dict[str, float | None]:
         f[f"alert alone {pct} (ms)"] = r["alert_alone"][pct]
     for key, value in r["alert_alone"].get("cost_per_alert", {}).items():
         f[f"alert alone: {key} per alert"] = value
+    if "alert_paced" in r:
+        for pct in ("p50", "p95", "p99"):
+            f[f"alert paced {pct} (ms)"] = r["alert_paced"][pct]
     if "alert_under_positions" in r:
         for pct in ("p50", "p99"):
             f[f"alert under positions {pct} (ms)"] = r["alert_under_positions"][pct]
@@ -131,6 +140,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--alerts", type=int, default=500)
     p.add_argument("--alert-concurrency", type=int, default=2)
+    p.add_argument(
+        "--alert-rate", type=float, default=0.0, help="also alerts open-loop at this rate/s"
+    )
     p.add_argument("--position-rate", type=int, default=3000, help="0: skip that figure")
     p.add_argument("--burst-rate", type=int, default=8000, help="0: skip the position step")
     p.add_argument("--position-procs", type=int, default=2)
@@ -167,7 +179,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         position_procs=a.position_procs, ramp_start=0, ramp_step=0, ramp_max=0,
         ramp_step_s=0.0, ws_alerts=0, seed=a.seed, province=False,
         database_url=data.with_database(database_url, a.database),
-        redis_url=data.with_redis_db(redis_url, a.redis_db), out=out,
+        redis_url=data.with_redis_db(redis_url, a.redis_db), out=out, alert_rate=a.alert_rate,
     )  # fmt: skip
     variants = [_variant(v) for v in a.variant]
     loaded = data.Loaded(aeds=0, volunteers=0, on_duty=0, riders=[], seconds=0.0)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import datetime as dt
 import hashlib
+import os
 import sys
 import time
 
@@ -27,7 +28,7 @@ from dispatch.models import PlanInput
 from dispatch.render import render_plan
 from dispatch.setup import build_config
 from geo import AedIndex, Crs
-from rescue import db
+from rescue import db, heap
 from rescue.aeds.models import indexed_aed
 from rescue.aeds.queries import INDEXABLE_AEDS
 from rescue.http import json_response
@@ -47,6 +48,8 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
     offered = 0
     try:
         aeds = AedIndex(indexed_aed(r) for r in await pool.fetch(INDEXABLE_AEDS))
+        if os.environ.get("BENCH_GC", "settle") == "settle":
+            heap.settle()  # as a worker does once started (rescue/heap.py)
         center = await pool.fetchval("SELECT id FROM dispatch_centers ORDER BY id LIMIT 1")
         if center is None:
             raise SystemExit("no dispatch center in the bench database: run python -m bench first")

@@ -35,11 +35,14 @@ def serve(settings: Settings) -> None:
     import uvloop
 
     from rescue.app import create_app
+    from rescue.heap import settle_on_startup
     from rescue.logs import SafeAccessLogger
 
+    app = create_app(settings=settings)
+    app.on_startup.append(settle_on_startup)  # last, as the gunicorn workers do
     # The event loop the gunicorn workers run too (see BENCHMARKS.md for why uvloop).
     web.run_app(
-        create_app(settings=settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log_class=SafeAccessLogger,

@@ -156,6 +156,14 @@ class Consumer:
         """Take over entries idle longer than claim_idle_ms (their consumer died or failed)."""
         bus = self._bus
         group = self._sub.group
+        if self._acks:
+            # This consumer's own handled entries first: their acks wait for the next read,
+            # and their records may be deferred, so reclaiming them would handle them again.
+            acks, outcomes = self._acks, self._outcomes
+            self._acks, self._outcomes = [], []
+            await bus.redis.xack(bus.stream, group, *acks)
+            for outcome, n in Counter(outcomes).items():
+                self._count(outcome, n)
         while True:
             reply = await bus.redis.xautoclaim(
                 bus.stream,

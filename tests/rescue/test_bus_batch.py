@@ -276,3 +276,33 @@ async def test_events_committed_together_reach_a_batch_handler_together(
         await wait_until(lambda n=expected: handler.handled() == n, what="handled")
         assert [e.id for e in handler.calls[-1]] == [e.id for e in events]
     assert len(handler.calls) == 3
+
+
+async def test_a_slow_batch_is_not_reclaimed_by_its_own_consumer(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """A batch that took longer than claim_idle_ms is acked before the consumer looks for
+    stalled entries: its ack waits for the next read and its record may be deferred, so the
+    consumer would otherwise take it over and handle it again."""
+    handler = GatedBatches()
+    bus = make_bus(read_count=100, claim_idle_ms=200)
+    bus.subscribe_batch("phones", handler)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    await emit_committed(pg, type="gate", data={})
+    await wait_until(handler.holding.is_set, what="gate held")
+
+    async def idle_past_claim() -> bool:
+        rows = await redis.xpending_range(bus.stream, "phones", "-", "+", 10)
+        return bool(rows) and rows[0]["time_since_delivered"] > 400
+
+    await wait_until(idle_past_claim, what="idle past claim_idle_ms")
+    handler.gate.set()
+    await wait_until(lambda: bus.stats.handled >= 1, what="handled")
+    await wait_until(lambda: _nothing_pending(redis, bus), what="nothing pending")
+    assert len(handler.calls) == 1
+    assert (bus.stats.handled, bus.stats.duplicates) == (1, 0)
+
+
+async def _nothing_pending(redis: Redis, bus: Bus) -> bool:
+    return int((await redis.xpending(bus.stream, "phones"))["pending"]) == 0

@@ -470,23 +470,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
     out: list[tuple[str, Any, Any, str]] = []
     for scale_name, scale in results["scales"].items():
         s, f = scale["service"], scale["floor"]
-        for pct in ("p50", "p95", "p99", "max"):
-            target = ""
-            if pct == "p99":
-                target = "≤ 10 ms, ≤ 2× floor" if scale_name != "province" else "≤ 25 ms"
-            out.append(
-                (f"{scale_name}: alert {pct} alone (ms)",
-                 s["alert_alone"][pct], f["alert_alone"][pct], target)
-            )  # fmt: skip
-        if "alert_paced" in s:
-            rate = results["options"].get("alert_rate")
+        p99_target = "≤ 10 ms, ≤ 2× floor" if scale_name != "province" else "≤ 25 ms"
+        rate = results["options"].get("alert_rate")
+        for key, how in (("alert_alone", "alone"), ("alert_paced", f"at {rate}/s, open loop")):
+            if key not in s:
+                continue
             for pct in ("p50", "p95", "p99", "max"):
-                target = ""
-                if pct == "p99":
-                    target = "≤ 10 ms, ≤ 2× floor" if scale_name != "province" else "≤ 25 ms"
                 out.append(
-                    (f"{scale_name}: alert {pct} at {rate}/s, open loop (ms)",
-                     s["alert_paced"][pct], f["alert_paced"][pct], target)
+                    (f"{scale_name}: alert {pct} {how} (ms)", s[key][pct], f[key][pct],
+                     p99_target if pct == "p99" else "")
                 )  # fmt: skip
         if "alert_under_positions" in s:
             for pct in ("p50", "p99", "max"):

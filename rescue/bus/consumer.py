@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from rescue.bus import queries
 from rescue.bus.models import BatchContext, Event, HandlerContext, Subscription, from_fields
 from rescue.bus.outbox import mark_dead, mark_processed
-from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
+from rescue.bus.retry import Backoff, Outage, last_try, raise_if_cancelling
 
 if TYPE_CHECKING:
     from rescue.bus.bus import Bus
@@ -320,18 +320,9 @@ class Consumer:
 
     async def _record_on_exit(self) -> None:
         """Best effort when stopping: what is left unrecorded may be delivered again."""
-        if not self._unrecorded:
-            return
-        try:
-            async with asyncio.timeout(1.0):
-                await self._write_records()
-        except (Exception, asyncio.CancelledError) as exc:
-            logger.warning(
-                "bus: group %r stopped with %d handled events unrecorded: %r",
-                self._sub.group,
-                len(self._unrecorded),
-                exc,
-            )
+        if self._unrecorded:
+            what = f"{len(self._unrecorded)} handled events of group {self._sub.group!r} unrecorded"
+            await last_try(self._write_records, logger, what)
 
     async def _flush(self, batch: _Batch, *, ack_with_next_read: bool = False) -> None:
         """Record the handled events (one INSERT), then ack their entries (one XACK, or with

@@ -15,7 +15,7 @@ import asyncpg
 from rescue.bus import queries
 from rescue.bus.constants import LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK
 from rescue.bus.models import to_fields
-from rescue.bus.retry import Backoff, Outage, raise_if_cancelling
+from rescue.bus.retry import Backoff, Outage, last_try, raise_if_cancelling
 from rescue.ids import new_id
 
 if TYPE_CHECKING:
@@ -225,15 +225,9 @@ class Relay:
 
     async def _stamp_on_exit(self) -> None:
         """Best effort when stopping: an unstamped row is published again after its lease."""
-        if not self._unstamped:
-            return
-        try:
-            async with asyncio.timeout(1.0):
-                await self.stamp()
-        except (Exception, asyncio.CancelledError) as exc:
-            logger.warning(
-                "bus relay: stopped with %d published rows unstamped: %r", len(self._unstamped), exc
-            )
+        if self._unstamped:
+            what = f"{len(self._unstamped)} published outbox rows unstamped"
+            await last_try(self.stamp, logger, what)
 
     async def _listen(self) -> None:
         """Keep a connection; LISTEN on it while it holds the relays' leader lock.

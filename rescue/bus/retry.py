@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -96,3 +97,13 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     else:
         dependency = "a dependency"
     return dependency, f"{type(exc).__name__}: {exc}"
+
+
+async def last_try(write: Callable[[], Awaitable[None]], log: logging.Logger, what: str) -> None:
+    """Run a write once more while stopping, for at most a second; if it fails, log what is
+    left undone (the bus delivers or publishes it again, at least once)."""
+    try:
+        async with asyncio.timeout(1.0):
+            await write()
+    except (Exception, asyncio.CancelledError) as exc:
+        log.warning("bus: stopped with %s: %r", what, exc)

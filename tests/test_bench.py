@@ -46,7 +46,9 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert figures["positions_during_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
         cost = figures["alert_alone"]["cost_per_alert"]
-        assert cost["worker_cpu_ms"] > 0 and cost["machine_cpu_ms"] > 0
+        # CPU times are read in 10 ms clock ticks: ten tiny alerts of the floor may show none.
+        assert all(value >= 0 for value in cost.values()), cost
+        assert cost["worker_cpu_ms"] > 0 or target == "floor", cost
         # Every alert commits at least its own INSERT and asks Redis at least once.
         assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
         assert len(figures["memory"]["workers_rss_kib"]) == 1

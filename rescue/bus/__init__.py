@@ -7,13 +7,14 @@ commits while Redis is down; a rolled-back transaction leaves no event.
 Relaying: one relay wakes on the NOTIFY at commit (the holder of a session advisory lock on its
 LISTEN connection; another takes it over when that connection ends) and every relay polls every
 `poll_interval_s` as a fallback; a relay claims unpublished rows for a lease (one UPDATE ... FOR
-UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order
-(approximate MAXLEN) and stamps `published_at` (a relay that dies in between leaves its claim to
-expire, and the rows are published again). Redis keeps a marker key (`<stream>:epoch`); when it
-is missing (Redis restarted empty, FLUSHDB) one relay (advisory lock) recreates every known
-group (`bus_groups`) at '0' and re-publishes the events of the retention window (24 h) that a
-group taking their type has not recorded in `bus_processed`; the marker reads 'replaying:...'
-meanwhile and is completed by compare-and-set, so a flush during the replay triggers another.
+UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order in one
+MULTI/EXEC (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
+(a relay that dies in between leaves its claim to expire, and the rows are published again).
+Redis keeps a marker key (`<stream>:epoch`); when it is missing (Redis restarted empty, FLUSHDB)
+one relay (advisory lock) recreates every known group (`bus_groups`) at '0' and re-publishes
+the events of the retention window (24 h) that a group taking their type has not recorded in
+`bus_processed`; the marker reads 'replaying:...' meanwhile and is completed by compare-and-set,
+so a flush during the replay triggers another.
 Published rows no group owes are deleted after the retention window (all of them after
 `purge_after`, 7 days) by the relays now and then.
 
@@ -25,11 +26,12 @@ effects and record to commit together, either subscribe with `transactional=True
 `ctx.conn` (the bus's open transaction), or open a transaction yourself and start it with
 `if not await ctx.claim(conn): return`. `bus.subscribe_batch(group, handler, types=...)` hands
 an idempotent handler each read's new events at once (one query, one pipeline for the lot),
-recorded and acked together when it returns. A handler that raises, or a consumer that dies before
-the ack, leaves the entry pending; after `claim_idle_ms` any consumer of the group XAUTOCLAIMs
-it (`ctx.attempt` is the delivery count). After `max_deliveries` it goes to `<stream>:dead`,
-is recorded as 'dead' and acked. Redis down: relay and consumers log once, retry with capped
-backoff and never crash the worker; a consumer recreates its group on NOGROUP.
+acked when it returns and recorded within `record_delay_s`, several reads in one INSERT. A
+handler that raises, or a consumer that dies before the ack, leaves the entry pending; after
+`claim_idle_ms` any consumer of the group XAUTOCLAIMs it (`ctx.attempt` is the delivery count).
+After `max_deliveries` it goes to `<stream>:dead`, is recorded as 'dead' and acked. Redis down:
+relay and consumers log once, retry with capped backoff and never crash the worker; a consumer
+recreates its group on NOGROUP.
 
 Wiring in the app (rescue/app.py), the bus exists before startup so packages can subscribe in
 their setup(), and is bound and started by its cleanup context:

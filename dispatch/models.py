@@ -8,7 +8,8 @@ and exercise. Every event has its timeline entry (at the same moment, in the sam
 - offer.created (offer_id, volunteer_id, role, wave, eta_s, aed_id, distance_m, expires_at):
   one offers_sent entry per wave listing the offers;
 - offer.accepted (offer_id, volunteer_id, role, aed_id): offer_accepted;
-- offer.declined / offer.expired / offer.cancelled (offer_id, volunteer_id, role):
+- offer.declined / offer.expired / offer.cancelled (offer_id, volunteer_id, role; a cancel
+  because the volunteer accepted another offer adds reason "engaged_elsewhere"):
   offer_declined / offer_expired / offer_cancelled;
 - responder.status (offer_id, volunteer_id, status): the marker itself, e.g. cpr_started;
 - incident.escalated (wave, budget_s, offers: how many were sent): escalated;

@@ -1,6 +1,8 @@
 """Offers from the volunteer's side: list, accept (first wins), decline, status markers.
 
 A volunteer only ever sees and acts on its own offers: another volunteer's offer id is a 404.
+Accepting one withdraws the volunteer's other open offers (offer.cancelled, reason
+engaged_elsewhere), so their incidents do not wait for an answer that cannot come.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from dispatch.incidents import BEST_EFFORT_TIMEOUT_S, release_all
 from dispatch.models import (
     ENDING_MARKERS,
     OFFER_ACCEPTED,
+    OFFER_CANCELLED,
     OFFER_DECLINED,
     RESPONDER_STATUS,
+    SYSTEM_ACTOR,
     TIMELINE_TYPES,
     DispatchConfig,
     OfferState,
@@ -34,6 +38,8 @@ from volunteers.positions import engage
 logger = logging.getLogger(__name__)
 
 ENGAGEMENT_INDEX = "offers_one_engagement_idx"
+# The reason of an offer withdrawn because its volunteer accepted another.
+ENGAGED_ELSEWHERE = "engaged_elsewhere"
 
 
 async def list_offers(
@@ -113,7 +119,36 @@ async def accept_offer(
         except (RedisError, OSError, TimeoutError) as exc:
             # PostgreSQL holds the engagement; Redis only spares other alerts an offer to them.
             logger.warning("could not mark %s engaged in Redis: %r", volunteer_id, exc)
+        await _withdraw_other_offers(conn, config, volunteer_id=volunteer_id, accepted=offer_id)
         return await get_offer(conn, volunteer_id=volunteer_id, offer_id=offer_id)
+
+
+async def _withdraw_other_offers(
+    conn: asyncpg.Connection, config: DispatchConfig, *, volunteer_id: str, accepted: str
+) -> None:
+    """Cancel the volunteer's other open offers (offer.cancelled, reason engaged_elsewhere),
+    then let each of their incidents escalate early if that role now has nobody coming."""
+    async with conn.transaction():
+        rows = await conn.fetch(queries.WITHDRAW_OTHER_OFFERS, volunteer_id, accepted)
+        for row in rows:
+            await record(
+                conn,
+                IncidentRef.of(row, id_key="incident_id"),
+                type=OFFER_CANCELLED,
+                timeline=TIMELINE_TYPES[OFFER_CANCELLED],
+                actor=SYSTEM_ACTOR,
+                data={
+                    "offer_id": row["id"],
+                    "volunteer_id": volunteer_id,
+                    "role": row["role"],
+                    "reason": ENGAGED_ELSEWHERE,
+                },
+            )
+    # After the commit, one by one, as for a decline (ESCALATE_EARLY locks the incident).
+    for row in rows:
+        await conn.fetchval(
+            queries.ESCALATE_EARLY, row["incident_id"], row["role"], config.max_time_budget_s
+        )
 
 
 async def decline_offer(

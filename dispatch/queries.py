@@ -205,6 +205,17 @@ SELECT (SELECT id FROM accepted) AS offer_id,
        (SELECT participant_id FROM participant) AS participant_id
 """
 
+# After an acceptance commits: the volunteer's other open offers are withdrawn (they cannot be
+# accepted while engaged, and an open one would keep its incident from escalating early). The
+# conditional UPDATE settles a race with the incident ending: whichever changes the row first
+# reports it, the other skips it.
+WITHDRAW_OTHER_OFFERS = """
+UPDATE offers o SET state = 'cancelled', answered_at = now()
+FROM incidents i
+WHERE o.volunteer_id = $1 AND o.state = 'open' AND o.id <> $2 AND i.id = o.incident_id
+RETURNING o.id, o.incident_id, o.role, i.external_id, i.center_id, i.exercise
+"""
+
 DECLINE_OFFER = """
 UPDATE offers o SET state = 'declined', answered_at = now()
 FROM incidents i

@@ -435,7 +435,9 @@ PATHS: dict[str, Any] = {
             "description": (
                 "The first acceptance wins. 409 `offer_not_open` when the offer was already "
                 "answered, expired or cancelled; 409 `already_engaged` when the volunteer is "
-                "engaged in another incident. Another volunteer's offer is a 404."
+                "engaged in another incident. Another volunteer's offer is a 404. The "
+                "volunteer's other open offers are then cancelled (`offer.cancelled` with "
+                '`"reason": "engaged_elsewhere"`), and their incidents may escalate at once.'
             ),
             "tags": ["offers"],
             "parameters": [_OFFER_ID, _CRS],

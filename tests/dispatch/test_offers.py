@@ -163,9 +163,54 @@ async def test_one_volunteer_accepting_two_incidents_at_once_gets_one(
     )
     assert sorted(r.status for r in results) == [200, 409]
     (loser,) = [r for r in results if r.status == 409]
-    assert (await loser.json())["error"]["code"] == "already_engaged"
+    # Refused by the engagement index, or, once the winner withdrew it, as no longer open.
+    assert (await loser.json())["error"]["code"] in ("already_engaged", "offer_not_open")
     assert await pg.fetchval("SELECT count(*) FROM offers WHERE engaged") == 1
     assert await pg.fetchval("SELECT count(*) FROM offers WHERE state = 'accepted'") == 1
+
+
+async def test_accepting_withdraws_the_volunteers_other_open_offers(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    client = await make_client()
+    c = await center(client)
+    vol = await volunteer(client, pg, offset(PATIENT, north_m=60))
+    first = await raise_alert(client, c)
+    other_place = location(offset(PATIENT, north_m=200))
+    second = await raise_alert(client, c, location=other_place)
+    one, two = offer_of(first, vol.id), offer_of(second, vol.id)
+    due_before = await pg.fetchval(
+        "SELECT next_escalation_at FROM incidents WHERE id = $1", second["incident_id"]
+    )
+    assert due_before > await pg.fetchval("SELECT now()")
+
+    resp = await client.post(f"/v1/me/offers/{one}/accept", headers=vol.headers)
+    assert resp.status == 200
+
+    assert await pg.fetchval("SELECT state FROM offers WHERE id = $1", two) == "cancelled"
+    listed = (await (await client.get("/v1/me/offers", headers=vol.headers)).json())["items"]
+    assert [o["id"] for o in listed] == [one]
+    entry = await pg.fetchrow(
+        "SELECT actor, data->>'offer_id' AS offer_id, data->>'reason' AS reason FROM timeline"
+        " WHERE incident_id = $1 AND type = 'offer_cancelled'",
+        second["incident_id"],
+    )
+    assert tuple(entry) == ("system", two, "engaged_elsewhere")
+    events = await pg.fetch(
+        "SELECT data->>'offer_id' AS offer_id, data->>'reason' AS reason FROM outbox"
+        " WHERE type = 'offer.cancelled'"
+    )
+    assert [tuple(e) for e in events] == [(two, "engaged_elsewhere")]
+    # Its only responder withdrawn, the second incident escalates now, not at its window.
+    due = await pg.fetchval(
+        "SELECT next_escalation_at FROM incidents WHERE id = $1", second["incident_id"]
+    )
+    assert due <= await pg.fetchval("SELECT now()")
+    # The first incident is untouched, and the withdrawn offer cannot be accepted.
+    assert await pg.fetchval("SELECT state FROM offers WHERE id = $1", one) == "accepted"
+    resp = await client.post(f"/v1/me/offers/{two}/accept", headers=vol.headers)
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "offer_not_open"
 
 
 async def test_the_database_refuses_a_second_engagement_even_if_redis_forgot(

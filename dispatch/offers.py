@@ -144,11 +144,8 @@ async def _withdraw_other_offers(
                     "reason": ENGAGED_ELSEWHERE,
                 },
             )
-    # After the commit, one by one, as for a decline (ESCALATE_EARLY locks the incident).
-    for row in rows:
-        await conn.fetchval(
-            queries.ESCALATE_EARLY, row["incident_id"], row["role"], config.max_time_budget_s
-        )
+    for row in rows:  # after the commit, one by one
+        await _escalate_early(conn, config, row)
 
 
 async def decline_offer(
@@ -169,11 +166,7 @@ async def decline_offer(
                 actor=volunteer_id,
                 data={"offer_id": offer_id, "volunteer_id": volunteer_id, "role": row["role"]},
             )
-        # After the commit, alone: it locks the incident, which must not be taken after an
-        # offer (cancel and close lock the incident first).
-        await conn.fetchval(
-            queries.ESCALATE_EARLY, row["incident_id"], row["role"], config.max_time_budget_s
-        )
+        await _escalate_early(conn, config, row)  # after the commit, alone
         return await get_offer(conn, volunteer_id=volunteer_id, offer_id=offer_id)
 
 
@@ -206,7 +199,16 @@ async def report_status(
         if ending:
             await release_all(redis, row["incident_id"], [volunteer_id])
         if status == "withdrawn":
-            await conn.fetchval(
-                queries.ESCALATE_EARLY, row["incident_id"], row["role"], config.max_time_budget_s
-            )
+            await _escalate_early(conn, config, row)
         return await get_offer(conn, volunteer_id=volunteer_id, offer_id=offer_id)
+
+
+async def _escalate_early(
+    conn: asyncpg.Connection, config: DispatchConfig, offer: asyncpg.Record
+) -> None:
+    """Escalate the offer's incident now if its role has nobody left who might come. Alone,
+    after the offer's transaction: it locks the incident, which must not be taken after an
+    offer (cancel and close lock the incident first)."""
+    await conn.fetchval(
+        queries.ESCALATE_EARLY, offer["incident_id"], offer["role"], config.max_time_budget_s
+    )

@@ -159,7 +159,7 @@ async def escalate(
         sent = [r for r in rows if r["id"] in inserted]
         summaries = offer_summaries(sent, wave)
         offered = offer_created_data(
-            sent, wave, expires_at=now + dt.timedelta(seconds=config.offer_ttl_s)
+            summaries, sent, expires_at=now + dt.timedelta(seconds=config.offer_ttl_s)
         )
         escalated = {"wave": wave, "budget_s": budget, "offers": len(summaries)}
         entries = [

@@ -144,15 +144,18 @@ def offer_summaries(rows: Sequence[dict[str, Any]], wave: int) -> list[dict[str,
 
 
 def offer_created_data(
-    rows: Sequence[dict[str, Any]], wave: int, *, expires_at: dt.datetime
+    summaries: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
+    *,
+    expires_at: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """offer.created event data of each offer: its summary, plus what the volunteer's phone
-    shows (distance, expiry; the AED comes from the worker's index), so the push needs no
-    read back from PostgreSQL."""
+    """offer.created event data of each offer (`offer_summaries` of its rows): its summary,
+    plus what the volunteer's phone shows (distance, expiry; the AED comes from the worker's
+    index), so the push needs no read back from PostgreSQL."""
     expires = expires_at.isoformat()
     return [
         {**summary, "distance_m": r["distance_m"], "expires_at": expires}
-        for summary, r in zip(offer_summaries(rows, wave), rows, strict=True)
+        for summary, r in zip(summaries, rows, strict=True)
     ]
 
 
@@ -210,7 +213,7 @@ def _draft(
         "degraded": degraded,
     }
     expires_at = now + dt.timedelta(seconds=config.offer_ttl_s)
-    offered = offer_created_data(offers, 1, expires_at=expires_at)
+    offered = offer_created_data(summaries, offers, expires_at=expires_at)
     events = incident_events(
         ref, [(INCIDENT_CREATED, created), *((OFFER_CREATED, d) for d in offered)], at=now
     )

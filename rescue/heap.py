@@ -7,8 +7,9 @@ every so often an alert paid for a full walk of the heap: in process, at provinc
 plan phase's p99 was 102 ms with the collector as it is and 12 ms with it disabled
 (`python -m bench.phases`, BENCHMARKS.md). `settle()` collects once and then freezes what is
 alive (`gc.freeze()`): those objects move to a permanent generation that later collections skip.
-Objects made afterwards are collected as usual, so nothing leaks; an AED replaced in the index
-later is only freed at the next full collection after it is dropped, as before.
+Objects made afterwards are collected as usual. A frozen object that later becomes garbage is
+still freed by reference counting (an AED replaced in the index, say); only one caught in a
+reference cycle stays until the worker exits, and the start-up heap holds few of those.
 """
 
 from __future__ import annotations

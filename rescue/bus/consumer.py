@@ -119,8 +119,7 @@ class Consumer:
         """XACK the last batch (if any) and XREADGROUP the next, in one pipeline."""
         bus = self._bus
         group = self._sub.group
-        acks, outcomes = self._acks, self._outcomes
-        self._acks, self._outcomes = [], []
+        acks, outcomes = self._take_acks()
         block_ms = bus.block_ms
         if self._unrecorded:
             # Wake for the deferred records even when nothing new comes.
@@ -129,15 +128,22 @@ class Consumer:
         read = {"count": bus.read_count, "block": block_ms}
         if not acks:
             return await bus.redis.xreadgroup(group, bus.consumer_name, {bus.stream: ">"}, **read)
-        # A failure loses these acks, not the records: the entries come back by XAUTOCLAIM and
-        # are recognised as duplicates.
+        # A failure loses these acks: the entries come back by XAUTOCLAIM and are recognised as
+        # duplicates where recorded (a batch handler's deferred record may not be yet: it is
+        # idempotent).
         async with bus.redis.pipeline(transaction=False) as pipe:
             pipe.xack(bus.stream, group, *acks)
             pipe.xreadgroup(group, bus.consumer_name, {bus.stream: ">"}, **read)
             _, reply = await pipe.execute()
-        for outcome, n in Counter(outcomes).items():
-            self._count(outcome, n)
+        self._count_outcomes(outcomes)
         return reply
+
+    def _take_acks(self) -> tuple[list[str], list[str]]:
+        """The acks the last batch left for the next read, and their outcomes; now owed by
+        the caller."""
+        taken = self._acks, self._outcomes
+        self._acks, self._outcomes = [], []
+        return taken
 
     async def _recreate_group(self, exc: ResponseError) -> None:
         logger.info("bus: group %r is gone from redis (%s); recreating it", self._sub.group, exc)
@@ -159,11 +165,9 @@ class Consumer:
         if self._acks:
             # This consumer's own handled entries first: their acks wait for the next read,
             # and their records may be deferred, so reclaiming them would handle them again.
-            acks, outcomes = self._acks, self._outcomes
-            self._acks, self._outcomes = [], []
+            acks, outcomes = self._take_acks()
             await bus.redis.xack(bus.stream, group, *acks)
-            for outcome, n in Counter(outcomes).items():
-                self._count(outcome, n)
+            self._count_outcomes(outcomes)
         while True:
             reply = await bus.redis.xautoclaim(
                 bus.stream,
@@ -340,8 +344,7 @@ class Consumer:
         if batch.ack:
             await bus.redis.xack(bus.stream, self._sub.group, *batch.ack)
             batch.ack.clear()
-        for outcome, n in Counter(batch.outcomes).items():
-            self._count(outcome, n)
+        self._count_outcomes(batch.outcomes)
         batch.outcomes.clear()
 
     async def _handle(self, event: Event, ctx: HandlerContext) -> str | Exception:
@@ -429,6 +432,10 @@ class Consumer:
             bus.dead_stream,
             exc_info=exc,
         )
+
+    def _count_outcomes(self, outcomes: list[str]) -> None:
+        for outcome, n in Counter(outcomes).items():
+            self._count(outcome, n)
 
     def _count(self, result: str, n: int = 1) -> None:
         stats = self._bus.stats

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dispatch.models import PlanInput, Role
-from dispatch.planner import role_policy
-from geo import IndexedAed, TravelMode, TravelModel, haversine_m
+from dispatch.models import Plan, PlanInput, Role
+from dispatch.planner import MAX_ROUTE_AEDS, role_policy
+from geo import EARTH_RADIUS_M, IndexedAed, TravelMode, TravelModel, haversine_m
 from tests.dispatch.support import PATIENT, offset
 
 MODEL = TravelModel()
@@ -181,3 +185,105 @@ def test_plan_aeds_within_walking_budget_nearest_first() -> None:
     )
     assert [p.aed.id for p in plan.aeds] == ["near", "edge"]
     assert plan.responders == []
+
+
+def pairwise_rule(inp: PlanInput) -> list[tuple[str, Role, str | None]]:
+    """The module docstring's rule, written plainly, pair by pair: the reference for the
+    vectorised planner (the same hypot, so the same ETAs to the last bit)."""
+    per_m = {mode: MODEL.detour_factor / MODEL.speed_mps(mode) for mode in TravelMode}
+    m_per_deg = EARTH_RADIUS_M * math.pi / 180.0
+    kx = math.cos(math.radians(inp.lat)) * m_per_deg
+    people = []  # (direct eta, id, candidate, [(eta, aed), ...])
+    seen: set[str] = set()  # a volunteer's first entry counts, reachable or not
+    for c in inp.candidates:
+        if c.volunteer_id in inp.exclude or c.volunteer_id in seen:
+            continue
+        seen.add(c.volunteer_id)
+        k = per_m[c.travel_mode]
+        if c.distance_m * k > inp.budget_s:
+            continue
+        routes = []
+        for aed, to_patient in inp.aeds[:MAX_ROUTE_AEDS]:
+            leg = float(
+                np.hypot(
+                    (aed.lng - inp.lng) * kx - (c.lng - inp.lng) * kx,
+                    (aed.lat - inp.lat) * m_per_deg - (c.lat - inp.lat) * m_per_deg,
+                )
+            )
+            eta = (leg + to_patient) * k + MODEL.retrieval_s(indoor=aed.indoor, level=aed.level)
+            if eta <= inp.budget_s:
+                routes.append((eta, aed))
+        people.append((c.distance_m * k, c.volunteer_id, c, routes))
+    people.sort(key=lambda p: (p[0], p[1]))
+    chosen: list[tuple[float, str, str]] = []
+    if inp.offers_aed > 0:
+        others = people[1:] if len(people) > 1 else people
+        pairs = sorted(((eta, p[1], aed.id) for p in others for eta, aed in p[3]), key=lambda t: t)
+        if not pairs and len(people) > 1:
+            pairs = sorted((eta, people[0][1], aed.id) for eta, aed in people[0][3])
+        used = set(inp.busy_aeds)
+        for distinct in (True, False):
+            for eta, vid, aed_id in pairs:
+                if len(chosen) == inp.offers_aed or any(c[1] == vid for c in chosen):
+                    continue
+                if distinct and aed_id in used:
+                    continue
+                chosen.append((eta, vid, aed_id))
+                used.add(aed_id)
+    taken = {vid for _, vid, _ in chosen}
+    direct = [(p[0], p[1]) for p in people if p[1] not in taken][: inp.offers_cpr]
+    out = [(eta, Role.AED, vid, aed_id) for eta, vid, aed_id in chosen]
+    out += [(eta, Role.CPR, vid, None) for eta, vid in direct]
+    return [(vid, role, aed_id) for _, role, vid, aed_id in sorted(out, key=lambda t: t[:3])]
+
+
+_metres = st.floats(min_value=-1500, max_value=1500, allow_nan=False)
+_volunteers = st.lists(
+    st.tuples(_metres, _metres, st.sampled_from(list(TravelMode)), st.integers(0, 40)),
+    max_size=40,
+)
+_units = st.lists(st.tuples(_metres, _metres, st.booleans(), st.integers(0, 30)), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    volunteers=_volunteers,
+    units=_units,
+    offers=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+    excluded=st.sets(st.integers(0, 40), max_size=5),
+    busy=st.sets(st.integers(0, 30), max_size=5),
+)
+def test_the_plan_is_the_pairwise_rules_plan(
+    volunteers: list[tuple[float, float, TravelMode, int]],
+    units: list[tuple[float, float, bool, int]],
+    offers: tuple[int, int],
+    excluded: set[int],
+    busy: set[int],
+) -> None:
+    # Ids drawn from small ranges repeat: duplicate candidates and equal ETAs are exercised.
+    cands = [
+        cand(f"v{n:02d}", north_m=north, east_m=east, mode=mode.value)
+        for north, east, mode, n in volunteers
+    ]
+    aeds = sorted(
+        (
+            unit(f"a{n:02d}", north_m=north, east_m=east, indoor=indoor)
+            for north, east, indoor, n in units
+        ),
+        key=lambda a: a[1],
+    )
+    inp = PlanInput(
+        lat=PATIENT[0],
+        lng=PATIENT[1],
+        budget_s=300,
+        candidates=cands,
+        aeds=aeds,
+        model=MODEL,
+        offers_aed=offers[0],
+        offers_cpr=offers[1],
+        exclude=frozenset(f"v{n:02d}" for n in excluded),
+        busy_aeds=frozenset(f"a{n:02d}" for n in busy),
+    )
+    plan: Plan = role_policy(inp)
+    got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
+    assert got == pairwise_rule(inp)

@@ -82,9 +82,13 @@ def encode_meta(meta: VolunteerMeta) -> str:
     )
 
 
-@functools.lru_cache(maxsize=8192)
+# Metas recur: one per (travel mode, certificate expiry day, status, quiet hours). The bench's
+# Qingdao data has 12,492 distinct among 110,000 volunteers, its province data 22,814 among
+# 1,000,000; a search reads ~450 at province density. Sized to hold them all (~10 MiB when
+# full): at 8,192 the province search decoded ~54 afresh per alert (~0.8 ms).
+@functools.lru_cache(maxsize=32768)
 def decode_meta(raw: str) -> VolunteerMeta:
-    """Parse the stored JSON (cached: the same few strings recur on every alert)."""
+    """Parse the stored JSON (cached: the same strings recur on every alert)."""
     data = json.loads(raw)
     quiet = data.get("quiet_hours")
     return VolunteerMeta(

@@ -196,9 +196,16 @@ def per_alert(before: dict[str, float], after: dict[str, float], n: int) -> dict
 
 
 async def alerts_under_positions(
-    t: Target, points: list[tuple[float, float]], riders: list[data.Rider], o: Options, tag: str
+    t: Target,
+    points: list[tuple[float, float]],
+    riders: list[data.Rider],
+    o: Options,
+    tag: str,
+    *,
+    rate: float = 0.0,
 ) -> tuple[Any, Any]:
-    """Alert latency while position updates run at o.position_rate per second."""
+    """Alert latency while position updates run at o.position_rate per second: alerts closed
+    loop over `o.alert_concurrency` connections, or open loop at `rate` alerts per second."""
     with tempfile.TemporaryDirectory() as tmp:
         stop_file = str(Path(tmp) / "stop")
         per = o.position_rate / o.position_procs
@@ -208,7 +215,12 @@ async def alerts_under_positions(
         ]
         specs.append(
             {
-                "alerts": t.alerts(points, f"{tag}-loaded-", o.alert_concurrency),
+                "alerts": t.alerts(
+                    points,
+                    f"{tag}-loaded-paced-" if rate else f"{tag}-loaded-",
+                    o.alert_concurrency,
+                    rate=rate,
+                ),
                 "alerts_after_s": 1.5,
                 "stop_file": stop_file,
             }
@@ -433,6 +445,18 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
                 figures["alert_under_positions"] = alerts
                 figures["positions_during_alerts"] = positions
                 _say(f"  alert p99 {alerts['p99']} ms; position p99 {positions['p99']} ms")
+                if o.alert_rate:
+                    await between_phases(o, t, figures, "before_alerts_paced_under_positions")
+                    _say(
+                        f"{scale.name} {name}: alerts at {o.alert_rate}/s under "
+                        f"{o.position_rate}/s positions"
+                    )
+                    alerts, positions = await alerts_under_positions(
+                        t, points, riders, o, tag, rate=o.alert_rate
+                    )
+                    figures["alert_paced_under_positions"] = alerts
+                    figures["positions_during_paced_alerts"] = positions
+                    _say(f"  alert p99 {alerts['p99']} ms; position p99 {positions['p99']} ms")
                 await between_phases(o, t, figures, "before_position_ramp")
                 _say(f"{scale.name} {name}: position ramp")
                 figures["position_ramp"] = await position_ramp(t, riders, o)
@@ -480,17 +504,23 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
                     (f"{scale_name}: alert {pct} {how} (ms)", s[key][pct], f[key][pct],
                      p99_target if pct == "p99" else "")
                 )  # fmt: skip
-        if "alert_under_positions" in s:
+        for key, how, during in (
+            ("alert_under_positions", "", "positions_during_alerts"),
+            ("alert_paced_under_positions", f", alerts at {rate}/s open loop",
+             "positions_during_paced_alerts"),
+        ):  # fmt: skip
+            if key not in s:
+                continue
             for pct in ("p50", "p99", "max"):
                 out.append(
-                    (f"{scale_name}: alert {pct} under positions (ms)",
-                     s["alert_under_positions"][pct], f["alert_under_positions"][pct],
-                     "≤ 20 ms" if pct == "p99" else "")
+                    (f"{scale_name}: alert {pct} under positions{how} (ms)",
+                     s[key][pct], f[key][pct], "≤ 20 ms" if pct == "p99" else "")
                 )  # fmt: skip
             out.append(
-                (f"{scale_name}: position p99 during alerts (ms)",
-                 s["positions_during_alerts"]["p99"], f["positions_during_alerts"]["p99"], "")
+                (f"{scale_name}: position p99 during alerts{how} (ms)",
+                 s[during]["p99"], f[during]["p99"], "")
             )  # fmt: skip
+        if "position_ramp" in s:
             out.append(
                 (f"{scale_name}: sustained position updates (/s)",
                  s["position_ramp"]["sustained_rate"], f["position_ramp"]["sustained_rate"],

@@ -44,6 +44,9 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert (paced["count"], paced["errors"]) == (10, 0)
         assert figures["alert_under_positions"]["count"] == 10
         assert figures["positions_during_alerts"]["count"] > 0
+        paced_loaded = figures["alert_paced_under_positions"]
+        assert (paced_loaded["count"], paced_loaded["errors"]) == (10, 0)
+        assert figures["positions_during_paced_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
         cost = figures["alert_alone"]["cost_per_alert"]
         # CPU times are read in 10 ms clock ticks: ten tiny alerts of the floor may show none.
@@ -57,6 +60,9 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
     assert "| tiny: alert p99 at 50.0/s, open loop (ms) |" in results["table"]
+    assert (
+        "| tiny: alert p99 under positions, alerts at 50.0/s open loop (ms) |" in results["table"]
+    )
 
     # The in-process tools run on the data the run left loaded.
     plans = _tool(env, "bench.plans", "--points", "20")

@@ -281,15 +281,20 @@ async def ws_latency(t: Target, rider: data.Rider, o: Options, tag: str) -> dict
 
 
 async def redis_memory(redis_url: str) -> dict[str, int]:
-    """Redis's used memory (the whole server: the bench db dominates during a run)."""
+    """Redis's used memory (the whole server's, other dbs included) and the bench db's own:
+    the sum of `MEMORY USAGE` over its keys, counted exactly (SAMPLES 0)."""
     redis = Redis.from_url(redis_url)
     try:
         info = await redis.info("memory")
+        own = 0
+        async for key in redis.scan_iter(count=1000):
+            own += int(await redis.memory_usage(key, samples=0) or 0)
     finally:
         await redis.aclose()
     return {
         "used_memory": int(info["used_memory"]),
         "used_memory_rss": int(info["used_memory_rss"]),
+        "bench_db_memory": own,
     }
 
 
@@ -541,9 +546,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
              s["memory"]["max_worker_rss_mib"], f["memory"]["max_worker_rss_mib"], "")
         )  # fmt: skip
         out.append(
-            (f"{scale_name}: Redis used memory (MiB)",
+            (f"{scale_name}: Redis used memory, whole server (MiB)",
              round(s["memory"]["used_memory"] / 1048576, 1), None, "")
         )  # fmt: skip
+        if "bench_db_memory" in s["memory"]:
+            out.append(
+                (f"{scale_name}: Redis memory of the bench db's keys (MiB)",
+                 round(s["memory"]["bench_db_memory"] / 1048576, 1), None, "")
+            )  # fmt: skip
     return out
 
 

@@ -56,6 +56,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
         assert len(figures["memory"]["workers_rss_kib"]) == 1
         assert figures["memory"]["used_memory"] > 0
+        assert 0 < figures["memory"]["bench_db_memory"] <= figures["memory"]["used_memory"]
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]

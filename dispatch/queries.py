@@ -12,7 +12,11 @@ from rescue.bus.constants import NOTIFY_CHANNEL
 # unless every offered volunteer ($24) is in the registry: a live position whose volunteer
 # PostgreSQL does not know (Redis outlived a rebuilt database) must not fail the alert, so the
 # caller plans again without them (known_ids). set_config(..., true) is SET LOCAL: this
-# transaction commits durably whatever the session default is.
+# transaction commits durably whatever the session default is. With a lease ($30), the
+# outbox rows are claimed for it, as a relay's claim does, and nobody is notified: the
+# committing worker publishes them itself (rescue.bus.Bus.publish_committed) and its relay
+# stamps them; should it die first, another relay publishes them once the lease is over.
+# Without one (NULL: no bus in this process) the relays are woken to publish them.
 INSERT_ALERT = f"""
 WITH known AS (
     SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($24::text[])
@@ -60,8 +64,8 @@ entries AS (
     RETURNING id
 ),
 events AS (
-    INSERT INTO outbox (event_id, type, key, data, occurred_at)
-    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at
+    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
+    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + $30::interval
     FROM inc CROSS JOIN unnest($25::text[], $26::text[], $27::text[], $28::text[],
         $29::timestamptz[]) WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
     ORDER BY u.n
@@ -73,8 +77,9 @@ SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT count(*) FROM new_offers) AS offers,
        (SELECT count(*) FROM participant) AS participants,
        (SELECT count(*) FROM entries) AS entries,
+       (SELECT array_agg(id) FROM events) AS outbox_ids,
        (SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
-        FROM (SELECT 1 FROM events LIMIT 1) AS one) AS notified
+        FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE $30::interval IS NULL) AS notified
 """
 
 # Which of these volunteer ids the registry knows (the rare re-plan of an alert).

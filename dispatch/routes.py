@@ -19,6 +19,7 @@ from rescue.http import json_response, read_json_object, response_crs
 from rescue.typedefs import (
     aed_index_key,
     area_key,
+    bus_key,
     db_key,
     dispatch_key,
     metrics_key,
@@ -127,6 +128,7 @@ async def post_alert(request: web.Request) -> web.Response:
             aeds=app[aed_index_key],
             config=config,
             alert=alert,
+            bus=app.get(bus_key),
         )
     except DispatchError:
         counter.labels("conflict").inc()

@@ -29,6 +29,7 @@ from dispatch.models import (
 from dispatch.tokens import participant_token
 from geo import AedIndex
 from rescue.auth import hash_token
+from rescue.bus import Bus, Event
 from rescue.bus.outbox import outbox_rows
 from rescue.ids import new_id
 from volunteers.positions import MODE_CAP, Candidate, search_candidates
@@ -165,7 +166,8 @@ class _Draft:
 
     stored: dict[str, Any]
     volunteer_ids: list[str]
-    params: tuple[Any, ...]
+    params: tuple[Any, ...]  # all but the lease ($30)
+    events: list[Event]
 
 
 def _draft(
@@ -245,7 +247,7 @@ def _draft(
         volunteer_ids,
         *outbox_rows(events),
     )
-    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params)
+    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params, events=events)
 
 
 async def raise_alert(
@@ -255,8 +257,13 @@ async def raise_alert(
     aeds: AedIndex,
     config: DispatchConfig,
     alert: Alert,
+    bus: Bus | None = None,
 ) -> AlertResult:
-    """Plan and store a new incident, or answer the stored plan of a replayed alert."""
+    """Plan and store a new incident, or answer the stored plan of a replayed alert.
+
+    With a running `bus`, the new incident's events are published by this worker as soon as
+    they are committed (no relay has to be woken and claim them first).
+    """
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
     budget = config.time_budget_s
@@ -274,14 +281,17 @@ async def raise_alert(
         offers_aed=config.offers_aed,
         offers_cpr=config.offers_cpr,
     )
+    lease = bus.claim_lease if bus is not None and bus.publishing else None
     async with pool.acquire() as conn:
         # Volunteers are never deleted, so one re-plan without the unknown ones settles it.
         for _ in range(_ATTEMPTS):
             draft = _draft(
                 alert=alert, config=config, search=search, plan=config.strategy(inp), now=now
             )
-            row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params)
+            row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params, lease)
             if row["incident_id"] is not None:
+                if bus is not None and lease is not None:
+                    bus.publish_committed(draft.events, row["outbox_ids"])
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)

@@ -10,6 +10,11 @@ LISTEN connection; another takes it over when that connection ends) and every re
 UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order in one
 MULTI/EXEC (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
 (a relay that dies in between leaves its claim to expire, and the rows are published again).
+A producer may instead claim its rows in its own statement (`claimed_until` = now() +
+`bus.claim_lease`, no NOTIFY) and hand them to `bus.publish_committed(events, outbox_ids)`
+after the commit: its worker XADDs them at once, without a relay's claim, and its relay stamps
+them; if the XADD fails the claim is given back, if the worker dies the lease runs out, and a
+relay publishes them as any other row (dispatch's alert statement does this).
 Redis keeps a marker key (`<stream>:epoch`); when it is missing (Redis restarted empty, FLUSHDB)
 one relay (advisory lock) recreates every known group (`bus_groups`) at '0' and re-publishes
 the events of the retention window (24 h) that a group taking their type has not recorded in

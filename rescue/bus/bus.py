@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TypedDict, Unpack
 
@@ -18,8 +18,8 @@ from redis.exceptions import ResponseError
 from rescue.bus import queries
 from rescue.bus.constants import DEAD_SUFFIX, EPOCH_SUFFIX, STREAM
 from rescue.bus.consumer import Consumer
-from rescue.bus.models import BatchHandler, BusStats, Handler, Subscription
-from rescue.bus.relay import Relay
+from rescue.bus.models import BatchHandler, BusStats, Event, Handler, Subscription
+from rescue.bus.relay import CLAIM_LEASE, Relay
 from rescue.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -282,6 +282,24 @@ class Bus:
             await self._forget_consumer()
         self._relay = None
         self._started = False
+
+    @property
+    def publishing(self) -> bool:
+        """Whether this worker's relay runs (publish_committed would publish)."""
+        return self._relay is not None
+
+    @property
+    def claim_lease(self) -> timedelta:
+        """The claim a producer takes on outbox rows it will publish itself."""
+        return CLAIM_LEASE
+
+    def publish_committed(self, events: Sequence[Event], outbox_ids: Sequence[int]) -> None:
+        """Publish now, from this worker, events whose outbox rows the producer's commit
+        claimed for `claim_lease` (rather than notifying the relays); the relay stamps them.
+        The producer does not wait. Without a running relay nothing happens here: another
+        worker's relay publishes the rows once the claim is over."""
+        if self._relay is not None:
+            self._relay.publish_committed(events, outbox_ids)
 
     def wake(self) -> None:
         """Make the relay run a pass now (an emit's NOTIFY does this across processes)."""

@@ -129,6 +129,7 @@ class BusStats:
     """Counters of one bus (this process), for tests and diagnostics."""
 
     published: int = 0
+    published_by_producer: int = 0  # of those, rows the producer's commit claimed (no relay claim)
     replayed: int = 0
     replays: int = 0
     relay_errors: int = 0

@@ -14,7 +14,8 @@ import asyncpg
 
 from rescue.bus import queries
 from rescue.bus.constants import LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK
-from rescue.bus.models import to_fields
+from rescue.bus.models import Event, to_fields
+from rescue.bus.outbox import encode_data
 from rescue.bus.retry import Backoff, Outage, last_try, raise_if_cancelling
 from rescue.ids import new_id
 
@@ -45,6 +46,8 @@ _EPOCH_CHECK_S = 1.0
 # A pass that published something runs again this soon (to stamp it with its claim) if no
 # commit wakes the relay first; far inside CLAIM_LEASE.
 STAMP_DELAY_S = 0.2
+# How long a stopping relay waits for the producers' publications in flight.
+_DIRECT_STOP_S = 1.0
 
 
 class Relay:
@@ -64,6 +67,9 @@ class Relay:
         self._next_epoch_check = 0.0
         # Rows published by this relay, stamped with its next claim.
         self._unstamped: set[int] = set()
+        # Publications of rows a producer's own commit claimed (publish_committed).
+        self._direct: set[asyncio.Task[None]] = set()
+        self._stamp_scheduled = False
 
     @property
     def listening(self) -> bool:
@@ -109,6 +115,8 @@ class Relay:
                     self._wake, STAMP_DELAY_S if self._unstamped else self._bus.poll_interval_s
                 )
         finally:
+            if self._direct:  # what they publish is stamped below
+                await asyncio.wait(self._direct, timeout=_DIRECT_STOP_S)
             await self._stamp_on_exit()
             await self._close_listener()
 
@@ -143,6 +151,40 @@ class Relay:
         if not defer_stamp:
             await self.stamp()
         return total
+
+    def publish_committed(self, events: Sequence[Event], ids: Sequence[int]) -> None:
+        """Publish events whose outbox rows (`ids`) the producer's commit claimed for
+        CLAIM_LEASE, without the producer waiting; they are stamped with this relay's next
+        claim (within STAMP_DELAY_S). If the XADD fails the claim is given back and a pass
+        runs, so they are published as any other row."""
+        task = asyncio.create_task(self._publish_committed(list(events), list(ids)))
+        self._direct.add(task)
+        task.add_done_callback(self._direct.discard)
+
+    async def _publish_committed(self, events: list[Event], ids: list[int]) -> None:
+        bus = self._bus
+        entries = [
+            to_fields(event_id=e.id, type=e.type, key=e.key, data_json=encode_data(e.data), at=e.at)
+            for e in events
+        ]
+        try:
+            await self._xadd(entries)
+        except Exception as exc:
+            logger.warning("bus: publishing %d committed events failed: %r", len(ids), exc)
+            with contextlib.suppress(Exception):
+                await bus.pool.execute(queries.RELEASE_CLAIM, ids)
+            self._wake.set()
+            return
+        self._unstamped.update(ids)
+        bus.stats.published += len(ids)
+        bus.stats.published_by_producer += len(ids)
+        if not self._stamp_scheduled:
+            self._stamp_scheduled = True
+            asyncio.get_running_loop().call_later(STAMP_DELAY_S, self._stamp_soon)
+
+    def _stamp_soon(self) -> None:
+        self._stamp_scheduled = False
+        self._wake.set()
 
     async def stamp(self) -> None:
         """Stamp the published rows not stamped yet."""
@@ -210,14 +252,17 @@ class Relay:
         return count
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> None:
+        await self._xadd([_entry(row) for row in rows])
+
+    async def _xadd(self, entries: Sequence[dict[str, str]]) -> None:
         bus = self._bus
         # MULTI/EXEC: a consumer blocked in XREADGROUP is served after the EXEC, so it reads
         # the batch at once (an alert's events in one handler call), not after the first XADD.
         async with bus.redis.pipeline(transaction=True) as pipe:
-            for row in rows:
+            for entry in entries:
                 pipe.xadd(
                     bus.stream,
-                    _entry(row),  # type: ignore[arg-type]
+                    entry,  # type: ignore[arg-type]
                     maxlen=bus.maxlen,
                     approximate=True,
                 )

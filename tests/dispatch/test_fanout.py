@@ -162,3 +162,29 @@ async def test_an_event_without_what_the_phone_shows_is_read_back(
         data={**fresh.data, "role": "aed", "aed_id": "aed_1"},
     )  # fmt: skip
     assert fanout.created_offer(with_aed, None) is None
+
+
+async def test_an_alerts_events_are_published_by_the_worker_that_stored_it(
+    wired: Wired, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """The alert's statement claims its outbox rows and its worker XADDs them after the
+    commit: no relay is woken to claim them, each is on the stream once, all get stamped."""
+    api = await wired()
+    c = await center(api)
+    await volunteer(api, pg, offset(PATIENT, north_m=60))
+    bus = api.app[bus_key]
+    before = bus.stats.published_by_producer
+    plan = await raise_alert(api, c)
+    rows = await pg.fetch(
+        "SELECT event_id FROM outbox WHERE key = $1 ORDER BY id", plan["incident_id"]
+    )
+    assert len(rows) == 2  # incident.created, one offer.created
+    await wait_until(
+        lambda: bus.stats.published_by_producer - before == 2, what="published by the producer"
+    )
+    stamped = "SELECT bool_and(published_at IS NOT NULL) FROM outbox WHERE key = $1"
+    await wait_until(lambda: pg.fetchval(stamped, plan["incident_id"]), what="stamped")
+    on_stream = [fields["id"] for _, fields in await redis.xrange(bus.stream)]
+    assert sorted(i for i in on_stream if i in {r["event_id"] for r in rows}) == sorted(
+        r["event_id"] for r in rows
+    )

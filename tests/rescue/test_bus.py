@@ -407,3 +407,68 @@ async def test_one_relay_listens_and_another_takes_over_when_it_stops(
 
     await first.stop()
     await wait_until(lambda: second.listening, what="the second relay took over", timeout=5)
+
+
+async def claimed_by_producer(
+    pg: asyncpg.Connection, events: list[Event], lease: timedelta
+) -> list[int]:
+    """Outbox rows inserted already claimed, as a producer that publishes them itself does
+    (dispatch's INSERT_ALERT); no NOTIFY. Their ids."""
+    return [
+        await pg.fetchval(
+            "INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5, now() + $6::interval) RETURNING id",
+            e.id,
+            e.type,
+            e.key,
+            json.dumps(e.data),
+            e.at,
+            lease,
+        )
+        for e in events
+    ]
+
+
+async def test_a_producer_publishes_the_rows_its_commit_claimed(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """No relay claim: the worker that committed the rows XADDs them, its relay stamps them."""
+    got = Recorder()
+    bus = make_bus()
+    bus.subscribe("phones", got)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    sent = [new_event(type="offer.created", data={"n": n}, key="inc_1") for n in range(3)]
+    ids = await claimed_by_producer(pg, sent, bus.claim_lease)
+    assert bus.publishing
+    bus.publish_committed(sent, ids)
+    await wait_until(lambda: len(got.calls) == 3, what="delivered")
+    assert [event for event, _ in got.calls] == sent  # in order, data and time intact
+    assert bus.stats.published_by_producer == 3
+    stamped = "SELECT count(*) = $1 FROM outbox WHERE published_at IS NOT NULL"
+    await wait_until(lambda: pg.fetchval(stamped, 3), what="stamped by the relay")
+    assert await redis.xlen(bus.stream) == 3  # published once: no relay claimed them too
+
+
+async def test_a_producer_publication_that_fails_gives_the_claim_back(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    bus = make_bus()
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    await redis.set(bus.stream, "not a stream")  # every XADD fails (WRONGTYPE)
+    sent = [new_event(type="offer.created", data={"n": n}) for n in range(2)]
+    ids = await claimed_by_producer(pg, sent, timedelta(minutes=10))
+    bus.publish_committed(sent, ids)
+    released = (
+        "SELECT count(*) = 2 FROM outbox WHERE claimed_until IS NULL AND published_at IS NULL"
+    )
+    await wait_until(lambda: pg.fetchval(released), what="claim given back")
+    assert bus.stats.published_by_producer == 0
+    await redis.delete(bus.stream)
+    # The relay publishes them as any unclaimed row, well before the 10 minutes.
+    await wait_until(lambda: redis.exists(bus.stream), what="relay published")
+    stamped = "SELECT count(*) = 2 FROM outbox WHERE published_at IS NOT NULL"
+    await wait_until(lambda: pg.fetchval(stamped), what="stamped")
+    entries = await redis.xrange(bus.stream)
+    assert sorted(fields["id"] for _, fields in entries) == sorted(e.id for e in sent)

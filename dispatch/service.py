@@ -291,7 +291,7 @@ async def raise_alert(
             row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params, lease)
             if row["incident_id"] is not None:
                 if bus is not None and lease is not None:
-                    bus.publish_committed(draft.events, row["outbox_ids"])
+                    bus.publish_committed(draft.events, row["outbox_ids"] or [])
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)

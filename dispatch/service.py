@@ -29,8 +29,8 @@ from dispatch.models import (
 from dispatch.tokens import participant_token
 from geo import AedIndex
 from rescue.auth import hash_token
-from rescue.bus import Bus, Event
-from rescue.bus.outbox import outbox_rows
+from rescue.bus import Bus
+from rescue.bus.outbox import OutboxRows, outbox_rows
 from rescue.ids import new_id
 from volunteers.positions import MODE_CAP, Candidate, search_candidates
 
@@ -167,7 +167,7 @@ class _Draft:
     stored: dict[str, Any]
     volunteer_ids: list[str]
     params: tuple[Any, ...]  # all but the lease ($30)
-    events: list[Event]
+    outbox: OutboxRows  # the events as params $25-$29 hold them (published after the commit)
 
 
 def _draft(
@@ -220,6 +220,7 @@ def _draft(
         ref, [(INCIDENT_CREATED, created), *((OFFER_CREATED, d) for d in offered)], at=now
     )
     volunteer_ids = [a.volunteer_id for a in plan.responders]
+    outbox = outbox_rows(events)
     params = (
         incident_id,
         alert.center_id,
@@ -245,9 +246,9 @@ def _draft(
         hash_token(token),
         [{"type": e.type, "actor": e.actor, "data": entry_data(ref, e.data)} for e in entries],
         volunteer_ids,
-        *outbox_rows(events),
+        *outbox,
     )
-    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params, events=events)
+    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params, outbox=outbox)
 
 
 async def raise_alert(
@@ -291,7 +292,7 @@ async def raise_alert(
             row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params, lease)
             if row["incident_id"] is not None:
                 if bus is not None and lease is not None:
-                    bus.publish_committed(draft.events, row["outbox_ids"] or [])
+                    bus.publish_committed(draft.outbox, row["outbox_ids"] or [])
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)

@@ -11,7 +11,7 @@ UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in i
 MULTI/EXEC (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
 (a relay that dies in between leaves its claim to expire, and the rows are published again).
 A producer may instead claim its rows in its own statement (`claimed_until` = now() +
-`bus.claim_lease`, no NOTIFY) and hand them to `bus.publish_committed(events, outbox_ids)`
+`bus.claim_lease`, no NOTIFY) and hand them to `bus.publish_committed(outbox_rows(events), ids)`
 after the commit: its worker XADDs them at once, without a relay's claim, and its relay stamps
 them; if the XADD fails the claim is given back, if the worker dies the lease runs out, and a
 relay publishes them as any other row (dispatch's alert statement does this).

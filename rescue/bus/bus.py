@@ -18,7 +18,8 @@ from redis.exceptions import ResponseError
 from rescue.bus import queries
 from rescue.bus.constants import DEAD_SUFFIX, EPOCH_SUFFIX, STREAM
 from rescue.bus.consumer import Consumer
-from rescue.bus.models import BatchHandler, BusStats, Event, Handler, Subscription
+from rescue.bus.models import BatchHandler, BusStats, Handler, Subscription
+from rescue.bus.outbox import OutboxRows
 from rescue.bus.relay import CLAIM_LEASE, Relay
 from rescue.metrics import Metrics
 
@@ -293,13 +294,14 @@ class Bus:
         """The claim a producer takes on outbox rows it will publish itself."""
         return CLAIM_LEASE
 
-    def publish_committed(self, events: Sequence[Event], outbox_ids: Sequence[int]) -> None:
-        """Publish now, from this worker, events whose outbox rows the producer's commit
+    def publish_committed(self, outbox: OutboxRows, outbox_ids: Sequence[int]) -> None:
+        """Publish now, from this worker, events (`outbox_rows`, as the producer inserted them:
+        the data already encoded) whose outbox rows (`outbox_ids`) the producer's commit
         claimed for `claim_lease` (rather than notifying the relays); the relay stamps them.
         The producer does not wait. Without a running relay nothing happens here: another
         worker's relay publishes the rows once the claim is over."""
         if self._relay is not None:
-            self._relay.publish_committed(events, outbox_ids)
+            self._relay.publish_committed(outbox, outbox_ids)
 
     def wake(self) -> None:
         """Make the relay run a pass now (an emit's NOTIFY does this across processes)."""

@@ -14,8 +14,8 @@ import asyncpg
 
 from rescue.bus import queries
 from rescue.bus.constants import LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK
-from rescue.bus.models import Event, to_fields
-from rescue.bus.outbox import encode_data
+from rescue.bus.models import to_fields
+from rescue.bus.outbox import OutboxRows
 from rescue.bus.retry import Backoff, Outage, last_try, raise_if_cancelling
 from rescue.ids import new_id
 
@@ -152,21 +152,21 @@ class Relay:
             await self.stamp()
         return total
 
-    def publish_committed(self, events: Sequence[Event], ids: Sequence[int]) -> None:
-        """Publish events whose outbox rows (`ids`) the producer's commit claimed for
-        CLAIM_LEASE, without the producer waiting; they are stamped with this relay's next
-        claim (within STAMP_DELAY_S). If the XADD fails the claim is given back and a pass
-        runs, so they are published as any other row."""
-        task = asyncio.create_task(self._publish_committed(list(events), list(ids)))
+    def publish_committed(self, outbox: OutboxRows, ids: Sequence[int]) -> None:
+        """Publish events (`outbox_rows`, data already encoded) whose outbox rows (`ids`) the
+        producer's commit claimed for CLAIM_LEASE, without the producer waiting; they are
+        stamped with this relay's next claim (within STAMP_DELAY_S). If the XADD fails the
+        claim is given back and a pass runs, so they are published as any other row."""
+        entries = [
+            to_fields(event_id=event_id, type=type_, key=key, data_json=data, at=at)
+            for event_id, type_, key, data, at in zip(*outbox, strict=True)
+        ]
+        task = asyncio.create_task(self._publish_committed(entries, list(ids)))
         self._direct.add(task)
         task.add_done_callback(self._direct.discard)
 
-    async def _publish_committed(self, events: list[Event], ids: list[int]) -> None:
+    async def _publish_committed(self, entries: list[dict[str, str]], ids: list[int]) -> None:
         bus = self._bus
-        entries = [
-            to_fields(event_id=e.id, type=e.type, key=e.key, data_json=encode_data(e.data), at=e.at)
-            for e in events
-        ]
         try:
             await self._xadd(entries)
         except Exception as exc:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, processed
 from rescue.bus import relay as relay_module
-from rescue.bus.outbox import emit_many, new_event
+from rescue.bus.outbox import emit_many, new_event, outbox_rows
 from rescue.bus.queries import CLAIM_UNPUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
@@ -441,7 +441,7 @@ async def test_a_producer_publishes_the_rows_its_commit_claimed(
     sent = [new_event(type="offer.created", data={"n": n}, key="inc_1") for n in range(3)]
     ids = await claimed_by_producer(pg, sent, bus.claim_lease)
     assert bus.publishing
-    bus.publish_committed(sent, ids)
+    bus.publish_committed(outbox_rows(sent), ids)
     await wait_until(lambda: len(got.calls) == 3, what="delivered")
     assert [event for event, _ in got.calls] == sent  # in order, data and time intact
     assert bus.stats.published_by_producer == 3
@@ -459,7 +459,7 @@ async def test_a_producer_publication_that_fails_gives_the_claim_back(
     await redis.set(bus.stream, "not a stream")  # every XADD fails (WRONGTYPE)
     sent = [new_event(type="offer.created", data={"n": n}) for n in range(2)]
     ids = await claimed_by_producer(pg, sent, timedelta(minutes=10))
-    bus.publish_committed(sent, ids)
+    bus.publish_committed(outbox_rows(sent), ids)
     released = (
         "SELECT count(*) = 2 FROM outbox WHERE claimed_until IS NULL AND published_at IS NULL"
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from geo import TravelMode
+from geo import TravelMode, geohash
 from volunteers.constants import ENGAGED, META, POSITION_KEYS, POSITIONS_BY_MODE, POSITIONS_SEEN
 from volunteers.eligibility import ENGAGED as ENGAGED_REASON
 from volunteers.eligibility import (
@@ -101,8 +101,10 @@ return out
 
 # KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
 # searched), count per mode, min_seen.
-# Returns {stale, engaged, off_duty, {id, dist, lng, lat, k, ...}, {meta, ...}}, mode by mode,
-# each nearest first; k is the 1-based index of the member's meta among the distinct metas
+# Returns {stale, engaged, off_duty, {id, dist, hash, k, ...}, {meta, ...}}, mode by mode,
+# each nearest first; hash is the member's GEO score (52-bit geohash, decoded by the caller:
+# an integer costs Redis and Lua far less per member than WITHCOORD's nested pair of
+# formatted numbers); k is the 1-based index of the member's meta among the distinct metas
 # (volunteers share a few: each is sent, decoded and judged once, not once per member).
 # GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
 # the circle, so a dense centre is searched at a quarter, then half of the reach
@@ -119,7 +121,7 @@ for m = 1, 3 do
     local found
     while true do
       found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
-        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHCOORD', 'WITHDIST')
+        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHDIST', 'WITHHASH')
       if #found >= count or r >= reach then break end
       -- Twice the radius holds about four times the members: when even that would not fill
       -- count, the whole reach is searched next (a sparse place: one search fewer).
@@ -160,8 +162,7 @@ for i, hit in ipairs(hits) do
     end
     out[#out + 1] = hit[1]
     out[#out + 1] = hit[2]
-    out[#out + 1] = hit[3][1]
-    out[#out + 1] = hit[3][2]
+    out[#out + 1] = hit[3]
     out[#out + 1] = k
   end
 end
@@ -453,9 +454,10 @@ async def search_candidates(
     excluded[OFF_DUTY] = int(off_duty)
     metas = [decode_meta(raw) for raw in distinct]
     problems = [eligibility_problem(meta, at_local) for meta in metas]
+    lngs, lats = geohash.decode(flat[2::4])
     candidates: list[Candidate] = []
-    for i in range(0, len(flat), 5):
-        k = int(flat[i + 4]) - 1
+    for n, i in enumerate(range(0, len(flat), 4)):
+        k = int(flat[i + 3]) - 1
         problem = problems[k]
         if problem is not None:
             excluded[problem] += 1
@@ -463,8 +465,8 @@ async def search_candidates(
         candidates.append(
             Candidate(
                 volunteer_id=flat[i],
-                lat=float(flat[i + 3]),
-                lng=float(flat[i + 2]),
+                lat=lats[n],
+                lng=lngs[n],
                 distance_m=float(flat[i + 1]),
                 travel_mode=metas[k].travel_mode,
             )

@@ -150,7 +150,8 @@ def _pick_fetchers(
     aed_rank = np.argsort(np.argsort(np.array([aed.id for aed in aeds])))
     pair_etas = etas[rows, cols]
     ranked = np.lexsort((aed_rank[cols], person_rank[rows], pair_etas))
-    pairs = list(zip(rows[ranked].tolist(), cols[ranked].tolist(), strict=True))
+    kept = _choosable(rows[ranked], cols[ranked], inp.offers_aed)
+    pairs = list(zip(rows[ranked][kept].tolist(), cols[ranked][kept].tolist(), strict=True))
     chosen: list[tuple[int, float, IndexedAed]] = []
     picked: set[int] = set()
     used = set(inp.busy_aeds)
@@ -166,6 +167,25 @@ def _pick_fetchers(
             picked.add(i)
             used.add(aed.id)
     return chosen
+
+
+def _choosable(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """Positions, in rank order, of the only ranked pairs the two passes can choose from:
+    each AED's first n pairs (`rows`/`cols`: person and AED of each pair, fastest first; `n`:
+    the fetchers wanted). A dense centre's thousands of pairs come down to at most AEDs × n.
+
+    First pass (distinct AEDs): an AED gets the first of its pairs whose person is still free;
+    had its first n pairs all had their person taken, n fetchers were chosen and the pass ended.
+    Second pass (AEDs shared): free persons are taken with their first pair, in the order of
+    those pairs, at most n of them. The k-th person's first pair is among its AED's first k
+    pairs: only pairs of the k - 1 persons before can rank before it.
+    """
+    by_aed = np.argsort(cols, kind="stable")  # each AED's pairs together, in rank order
+    grouped = cols[by_aed]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    within = np.arange(grouped.size) - np.repeat(starts, np.diff(np.r_[starts, grouped.size]))
+    kept: np.ndarray = np.sort(by_aed[within < n])
+    return kept
 
 
 DEFAULT_STRATEGY: PlanStrategy = role_policy

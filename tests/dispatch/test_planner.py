@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -285,5 +286,45 @@ def test_the_plan_is_the_pairwise_rules_plan(
         busy_aeds=frozenset(f"a{n:02d}" for n in busy),
     )
     plan: Plan = role_policy(inp)
+    got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
+    assert got == pairwise_rule(inp)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_dense_crowd_gets_the_pairwise_rules_plan(seed: int) -> None:
+    # Hundreds of people around a cluster of AEDs: thousands of feasible (person, AED) routes,
+    # most of which the planner never has to look at; the plan is still the rule's.
+    rng = random.Random(seed)
+    spread = rng.choice([150.0, 400.0, 900.0])
+    cands = [
+        cand(
+            f"v{n:03d}",
+            north_m=rng.gauss(0, spread),
+            east_m=rng.gauss(0, spread),
+            mode=rng.choice(["walk", "walk", "bike", "car"]),
+        )
+        for n in range(rng.randint(50, 300))
+    ]
+    aeds = sorted(
+        (
+            unit(f"a{n:02d}", north_m=rng.gauss(0, 300), east_m=rng.gauss(0, 300),
+                 indoor=rng.random() < 0.5)
+            # Half the crowds have fewer AEDs than fetchers wanted: the AEDs are shared.
+            for n in range(rng.randint(1, 4) if seed % 2 else rng.randint(5, 20))
+        ),
+        key=lambda a: a[1],
+    )  # fmt: skip
+    inp = PlanInput(
+        lat=PATIENT[0],
+        lng=PATIENT[1],
+        budget_s=300,
+        candidates=cands,
+        aeds=aeds,
+        model=MODEL,
+        offers_aed=rng.randint(1, 8),
+        offers_cpr=rng.randint(0, 3),
+        busy_aeds=frozenset(a.id for a, _ in aeds if rng.random() < 0.2),
+    )
+    plan = role_policy(inp)
     got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
     assert got == pairwise_rule(inp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
@@ -67,20 +68,28 @@ class Authenticator:
         # Bumped by every revocation: a look-up that was in flight across one (it may have read
         # the token before the rotation committed) answers but does not cache what it read.
         self._revocations = 0
+        # One look-up per token at a time: the requests that miss while it runs (a phone's
+        # burst, every phone at once after a reconnect or a restart) wait for its answer.
+        self._inflight: dict[str, asyncio.Task[Principal | None]] = {}
 
     def forget(self, token_hash: bytes) -> None:
         """Drop a cached token (after rotation)."""
-        self._revocations += 1
+        self._revoked()
         token = self._token_of_hash.pop(token_hash, None)
         if token is not None:
             self._cache.pop(token, None)
 
     def forget_subject(self, subject_id: str) -> None:
         """Drop every cached token of a subject."""
-        self._revocations += 1
+        self._revoked()
         for token in [t for t, (_, p, _) in self._cache.items() if p.id == subject_id]:
             _, _, digest = self._cache.pop(token)
             self._token_of_hash.pop(digest, None)
+
+    def _revoked(self) -> None:
+        self._revocations += 1
+        # A request from now on must not take the answer of a look-up that began before.
+        self._inflight.clear()
 
     async def resolve(self, token: str) -> Principal | None:
         """The principal a token belongs to, or None."""
@@ -91,6 +100,22 @@ class Authenticator:
         digest = hash_token(token)
         if hmac.compare_digest(digest, self._admin_hash):
             return Principal(Role.ADMIN, "admin")  # never cached: returns before the cache
+        lookup = self._inflight.get(token)
+        if lookup is None:
+            # A task of its own: a caller that gives up (its client went away) does not cancel
+            # the answer the others wait for.
+            lookup = asyncio.create_task(self._lookup(token, digest, now))
+            self._inflight[token] = lookup
+            lookup.add_done_callback(lambda done: self._done(token, done))
+        return await asyncio.shield(lookup)
+
+    def _done(self, token: str, lookup: asyncio.Task[Principal | None]) -> None:
+        if self._inflight.get(token) is lookup:
+            del self._inflight[token]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: every caller may have gone
+
+    async def _lookup(self, token: str, digest: bytes, now: float) -> Principal | None:
         revocations = self._revocations
         prefix = token.split("_", 1)[0]
         roles = {"dsp": [Role.DISPATCH], "vol": [Role.VOLUNTEER]}.get(

@@ -130,3 +130,88 @@ async def test_a_lookup_in_flight_across_a_revocation_is_not_cached(
     assert await lookup == Principal(Role.VOLUNTEER, vid)
     await _replace_token(pg, vid)
     assert await authenticator.resolve(token) is None
+
+
+@pytest.fixture
+async def counted(schema: str) -> AsyncIterator[tuple[Authenticator, list[str]]]:
+    """An authenticator whose pool records every statement its connections run."""
+    statements: list[str] = []
+
+    async def init(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda logged: statements.append(logged.query))
+
+    pool = await asyncpg.create_pool(schema, min_size=1, max_size=4, init=init)
+    yield Authenticator(admin_token=ADMIN_TOKEN, pool=pool), statements
+    await pool.close()
+
+
+def _lookups(statements: list[str]) -> int:
+    return sum("token_hash" in s for s in statements)
+
+
+async def test_concurrent_misses_of_a_token_share_one_look_up(
+    counted: tuple[Authenticator, list[str]], pg: asyncpg.Connection
+) -> None:
+    authenticator, statements = counted
+    vid, token = await insert_volunteer(pg)
+    other_vid, other_token = await insert_volunteer(pg)
+    # A phone's burst, or every phone reconnecting at once: all miss the cache together.
+    answers = await asyncio.gather(
+        *(authenticator.resolve(token) for _ in range(20)),
+        *(authenticator.resolve(other_token) for _ in range(5)),
+        *(authenticator.resolve("vol_unknown-token-0123456789") for _ in range(5)),
+    )
+    me, other = Principal(Role.VOLUNTEER, vid), Principal(Role.VOLUNTEER, other_vid)
+    assert answers == [me] * 20 + [other] * 5 + [None] * 5
+    assert _lookups(statements) == 3
+    # Answered from the cache now; a refusal was not cached, so it is asked again.
+    assert await authenticator.resolve(token) == me
+    assert await authenticator.resolve("vol_unknown-token-0123456789") is None
+    assert _lookups(statements) == 4
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_others_look_up(
+    counted: tuple[Authenticator, list[str]], pg: asyncpg.Connection
+) -> None:
+    authenticator, statements = counted
+    vid, token = await insert_volunteer(pg)
+    async with pg.transaction():
+        await pg.execute("LOCK TABLE volunteers IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(authenticator.resolve(token))
+        waiting = """SELECT count(*) > 0 FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+        await wait_until(lambda: pg.fetchval(waiting), what="the look-up waits on the lock")
+        second = asyncio.create_task(authenticator.resolve(token))
+        first.cancel()  # its client went away
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert await second == Principal(Role.VOLUNTEER, vid)
+    assert _lookups(statements) == 1
+
+
+async def test_a_request_after_a_revocation_does_not_join_a_look_up_begun_before(
+    counted: tuple[Authenticator, list[str]], pg: asyncpg.Connection, schema: str
+) -> None:
+    authenticator, statements = counted
+    vid, token = await insert_volunteer(pg)
+    # Watched from outside the transaction: inside it, pg_stat_activity is read once and kept.
+    observer = await asyncpg.connect(schema)
+    waiting = """SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+    try:
+        async with pg.transaction():
+            await pg.execute("LOCK TABLE volunteers IN ACCESS EXCLUSIVE MODE")
+            before = asyncio.create_task(authenticator.resolve(token))
+            await wait_until(
+                lambda: observer.fetchval(f"SELECT ({waiting}) = 1"), what="a look-up waits"
+            )
+            authenticator.forget(hash_token(token))  # the rotation's pub/sub reaches this worker
+            after = asyncio.create_task(authenticator.resolve(token))
+            await wait_until(
+                lambda: observer.fetchval(f"SELECT ({waiting}) = 2"), what="a second look-up"
+            )
+    finally:
+        await observer.close()
+    assert await before == Principal(Role.VOLUNTEER, vid)
+    assert await after == Principal(Role.VOLUNTEER, vid)
+    assert _lookups(statements) == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
+import random
 import time
 
 from redis.asyncio import Redis
@@ -354,6 +356,33 @@ async def test_a_new_travel_mode_moves_the_held_position(redis: Redis) -> None:
     assert await held_members(redis) == ["vol_a"]
     found, _ = await search(redis, now=now)
     assert [(c.volunteer_id, c.travel_mode) for c in found] == [("vol_a", TravelMode.WALK)]
+
+
+async def test_however_dense_the_centre_a_bounded_search_finds_the_nearest(redis: Redis) -> None:
+    # Crowds that fill a first quarter-reach circle, fall just short of it, or leave it nearly
+    # empty, around a sparser ring: whatever circles the search tries, its n members are the
+    # n nearest of the whole reach (an unbounded search, cut to n).
+    rng = random.Random(1983)
+    for layout, (crowd, crowd_m, ring) in enumerate(
+        [(60, 200, 300), (25, 240, 300), (3, 150, 400), (0, 0, 250), (150, 60, 100)]
+    ):
+        await redis.flushdb()
+        now = time.time()
+        items = []
+        for n in range(crowd + ring):
+            metres = rng.uniform(0, crowd_m) if n < crowd else rng.uniform(250, 1200)
+            bearing = rng.uniform(0, 2 * math.pi)
+            lat = CENTER[0] + metres * math.cos(bearing) / 111_195.0
+            lng = CENTER[1] + metres * math.sin(bearing) / (
+                111_195.0 * math.cos(math.radians(CENTER[0]))
+            )
+            items.append((f"vol_{layout}_{n:03d}", meta(), lat, lng))
+        await positions.set_on_duty_batch(redis, items, now=now)
+        everyone, _ = await search(redis, now=now, limit=10_000)
+        assert len(everyone) > 100
+        for limit in (1, 5, 20, 40, 70, 100):
+            found, _ = await search(redis, now=now, limit=limit)
+            assert found == everyone[:limit], (layout, limit)
 
 
 async def test_a_bounded_search_widens_until_it_has_the_nearest(redis: Redis) -> None:

@@ -7,7 +7,8 @@ volunteer who can arrive in time is examined and nobody who cannot (a walker 1 k
 read to find the cyclists at that distance), instead of the nearest N of every mode, which in
 a dense centre cut off faster volunteers a little farther out. A position counts while its
 last-seen score is within the TTL; searches filter on the score, and a background pruner
-removes stale members. Every operation is one Redis round trip (a Lua script or a pipeline).
+removes stale members. Every operation is one Redis round trip (a pipeline, or one of the Lua
+scripts of volunteers.scripts).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import datetime as dt
 import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from geo import TravelMode, geohash
+from volunteers import scripts
 from volunteers.constants import ENGAGED, META, POSITION_KEYS, POSITIONS_BY_MODE, POSITIONS_SEEN
 from volunteers.eligibility import ENGAGED as ENGAGED_REASON
 from volunteers.eligibility import (
@@ -35,6 +35,7 @@ from volunteers.eligibility import (
     encode_meta,
 )
 from volunteers.models import Candidate
+from volunteers.scripts import MODE_KEYS, MODES
 
 logger = logging.getLogger(__name__)
 
@@ -63,195 +64,6 @@ __all__ = [
 # members within the modes' reach, and a province-scale crowd many times that.
 MODE_CAP = 200
 _BATCH = 1000
-
-# KEYS[1..3] of every script that writes positions: the walk, bike and car sets.
-_MODES = (TravelMode.WALK, TravelMode.BIKE, TravelMode.CAR)
-_MODE_KEYS = [POSITIONS_BY_MODE[mode.value] for mode in _MODES]
-if tuple(sorted(_MODE_KEYS)) != tuple(sorted(POSITION_KEYS)):  # pragma: no cover
-    raise RuntimeError("every travel mode needs its position set")
-
-# The mode's set of a stored meta (compact JSON written by encode_meta); walk if unreadable.
-_SET_OF = """
-local function set_of(meta)
-  local mode = string.match(meta, '"travel_mode":"(%a+)"')
-  if mode == 'bike' then return KEYS[2] elseif mode == 'car' then return KEYS[3] end
-  return KEYS[1]
-end
-"""
-
-# KEYS: walk, bike, car, meta, seen. ARGV: (id, lng, lat, now) quads. Returns 1/0 per quad.
-_UPDATE = (
-    _SET_OF
-    + """
-local out = {}
-for i = 1, #ARGV, 4 do
-  local id = ARGV[i]
-  local meta = redis.call('HGET', KEYS[4], id)
-  if meta then
-    redis.call('GEOADD', set_of(meta), ARGV[i + 1], ARGV[i + 2], id)
-    redis.call('ZADD', KEYS[5], ARGV[i + 3], id)
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"""
-)
-
-# KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
-# searched), count per mode, min_seen.
-# Returns {stale, engaged, off_duty, {id, dist, hash, k, ...}, {meta, ...}}, mode by mode,
-# each nearest first; hash is the member's GEO score (52-bit geohash, decoded by the caller:
-# an integer costs Redis and Lua far less per member than WITHCOORD's nested pair of
-# formatted numbers); k is the 1-based index of the member's meta among the distinct metas
-# (volunteers share a few: each is sent, decoded and judged once, not once per member).
-# GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
-# the circle, so a dense centre is searched at a quarter of the reach first: when a smaller
-# circle already holds n members they are the n nearest (the same answer), found in cells a
-# fraction of the size. Otherwise the density seen sizes the next circle to hold about 1.5n,
-# not the whole reach (at province scale the reach holds ~700 walkers at the median point, 2,600
-# at p90). The per-member facts come in three batched calls.
-_SEARCH = """
-local count = tonumber(ARGV[6])
-local hits = {}
-for m = 1, 3 do
-  local reach = tonumber(ARGV[2 + m])
-  if reach > 0 then
-    local r = reach / 4
-    local found
-    for circle = 1, 4 do
-      if circle == 4 then r = reach end  -- never more than four circles, the last the reach
-      found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
-        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHDIST', 'WITHHASH')
-      if #found >= count or r >= reach then break end
-      -- Members grow with the circle's area: the next circle should hold about 1.5 count
-      -- (one more search is rare), and a circle no larger than that is searched in smaller
-      -- cells. Nobody found: the whole reach.
-      if #found == 0 then r = reach
-      else r = math.min(reach, r * math.sqrt(1.5 * count / #found)) end
-    end
-    for _, hit in ipairs(found) do hits[#hits + 1] = hit end
-  end
-end
-local seen, busy, metas = {}, {}, {}
-for first = 1, #hits, 1000 do
-  local ids = {}
-  for i = first, math.min(#hits, first + 999) do ids[#ids + 1] = hits[i][1] end
-  local s = redis.call('ZMSCORE', KEYS[4], unpack(ids))
-  local b = redis.call('HMGET', KEYS[6], unpack(ids))
-  local m = redis.call('HMGET', KEYS[5], unpack(ids))
-  for j = 1, #ids do
-    seen[first + j - 1], busy[first + j - 1], metas[first + j - 1] = s[j], b[j], m[j]
-  end
-end
-local min_seen = tonumber(ARGV[7])
-local stale, engaged, off = 0, 0, 0
-local out, distinct, index = {}, {}, {}
-for i, hit in ipairs(hits) do
-  local s = seen[i]
-  if (not s) or tonumber(s) < min_seen then
-    stale = stale + 1
-  elseif busy[i] then
-    engaged = engaged + 1
-  elseif not metas[i] then
-    off = off + 1
-  else
-    local meta = metas[i]
-    local k = index[meta]
-    if not k then
-      k = #distinct + 1
-      distinct[k] = meta
-      index[meta] = k
-    end
-    out[#out + 1] = hit[1]
-    out[#out + 1] = hit[2]
-    out[#out + 1] = hit[3]
-    out[#out + 1] = k
-  end
-end
-return {stale, engaged, off, out, distinct}
-"""
-
-# KEYS: engaged. ARGV: volunteer id, incident id.
-_ENGAGE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return 1 end
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
-return 0
-"""
-
-# KEYS: engaged. ARGV: volunteer id, incident id.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
-
-# KEYS: walk, bike, car, meta. ARGV: (id, meta json) pairs. Rewrites only volunteers who are
-# on duty; a new travel mode moves the held position to that mode's set.
-_REFRESH = (
-    _SET_OF
-    + """
-local n = 0
-for i = 1, #ARGV, 2 do
-  local id = ARGV[i]
-  local old = redis.call('HGET', KEYS[4], id)
-  if old then
-    local from, to = set_of(old), set_of(ARGV[i + 1])
-    if from ~= to then
-      local pos = redis.call('GEOPOS', from, id)[1]
-      if pos then
-        redis.call('GEOADD', to, pos[1], pos[2], id)
-        redis.call('ZREM', from, id)
-      end
-    end
-    redis.call('HSET', KEYS[4], id, ARGV[i + 1])
-    n = n + 1
-  end
-end
-return n
-"""
-)
-
-# KEYS: walk, bike, car, seen. ARGV: cutoff (exclusive), batch size. Atomic, so an update
-# racing the prune is never lost between reading the stale ids and removing them.
-_PRUNE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
-if #ids > 0 then
-  for k = 1, 4 do redis.call('ZREM', KEYS[k], unpack(ids)) end
-end
-return #ids
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Scripts:
-    update: AsyncScript
-    search: AsyncScript
-    engage: AsyncScript
-    release: AsyncScript
-    refresh: AsyncScript
-    prune: AsyncScript
-
-
-_REGISTERED: weakref.WeakKeyDictionary[Redis, _Scripts] = weakref.WeakKeyDictionary()
-
-
-def _scripts(redis: Redis) -> _Scripts:
-    """The Lua scripts, registered once per client (EVALSHA, loaded on first use)."""
-    scripts = _REGISTERED.get(redis)
-    if scripts is None:
-        scripts = _Scripts(
-            update=redis.register_script(_UPDATE),
-            search=redis.register_script(_SEARCH),
-            engage=redis.register_script(_ENGAGE),
-            release=redis.register_script(_RELEASE),
-            refresh=redis.register_script(_REFRESH),
-            prune=redis.register_script(_PRUNE),
-        )
-        _REGISTERED[redis] = scripts
-    return scripts
 
 
 async def set_on_duty(
@@ -359,11 +171,11 @@ async def update_positions_batch(
 async def _write_positions(
     redis: Redis, quads: Sequence[tuple[str, float, float, float]]
 ) -> list[bool]:
-    script = _scripts(redis).update
+    script = scripts.registered(redis).update
     accepted: list[bool] = []
     for start in range(0, len(quads), _BATCH):
         args = [value for quad in quads[start : start + _BATCH] for value in quad]
-        flags = await script(keys=[*_MODE_KEYS, META, POSITIONS_SEEN], args=args)
+        flags = await script(keys=[*MODE_KEYS, META, POSITIONS_SEEN], args=args)
         accepted.extend(bool(f) for f in flags)
     return accepted
 
@@ -415,14 +227,14 @@ async def refresh_meta(redis: Redis, *, volunteer_id: str, meta: VolunteerMeta) 
 
 async def refresh_meta_many(redis: Redis, metas: Mapping[str, VolunteerMeta]) -> int:
     """Rewrite the facts of those of these volunteers who are on duty; how many were."""
-    script = _scripts(redis).refresh
+    script = scripts.registered(redis).refresh
     pairs = list(metas.items())
     refreshed = 0
     for start in range(0, len(pairs), _BATCH):
         args: list[str] = []
         for vid, meta in pairs[start : start + _BATCH]:
             args.extend((vid, encode_meta(meta)))
-        refreshed += int(await script(keys=[*_MODE_KEYS, META], args=args))
+        refreshed += int(await script(keys=[*MODE_KEYS, META], args=args))
     return refreshed
 
 
@@ -445,11 +257,11 @@ async def search_candidates(
     Lua.
     """
     if isinstance(radius_m, Mapping):
-        reach = [float(radius_m.get(mode, 0.0)) for mode in _MODES]
+        reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
     else:
-        reach = [float(radius_m)] * len(_MODES)
-    stale, engaged, off_duty, flat, distinct = await _scripts(redis).search(
-        keys=[*_MODE_KEYS, POSITIONS_SEEN, META, ENGAGED],
+        reach = [float(radius_m)] * len(MODES)
+    stale, engaged, off_duty, flat, distinct = await scripts.registered(redis).search(
+        keys=[*MODE_KEYS, POSITIONS_SEEN, META, ENGAGED],
         args=[lng, lat, *reach, max(1, limit), now - ttl_s],
     )
     excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
@@ -481,12 +293,14 @@ async def search_candidates(
 
 async def engage(redis: Redis, *, volunteer_id: str, incident_id: str) -> bool:
     """Mark a volunteer engaged in an incident; True if now engaged in it (or already was)."""
-    return bool(await _scripts(redis).engage(keys=[ENGAGED], args=[volunteer_id, incident_id]))
+    return bool(
+        await scripts.registered(redis).engage(keys=[ENGAGED], args=[volunteer_id, incident_id])
+    )
 
 
 async def release(redis: Redis, *, volunteer_id: str, incident_id: str) -> None:
     """Free a volunteer, only if engaged in this incident (compare-and-delete)."""
-    await _scripts(redis).release(keys=[ENGAGED], args=[volunteer_id, incident_id])
+    await scripts.registered(redis).release(keys=[ENGAGED], args=[volunteer_id, incident_id])
 
 
 async def engaged_in(redis: Redis, volunteer_id: str) -> str | None:
@@ -497,10 +311,10 @@ async def engaged_in(redis: Redis, volunteer_id: str) -> str | None:
 
 async def prune_stale(redis: Redis, *, now: float, ttl_s: int, batch: int = _BATCH) -> int:
     """Remove positions not refreshed within ttl_s (duty state is kept); how many."""
-    script = _scripts(redis).prune
+    script = scripts.registered(redis).prune
     total = 0
     while True:
-        removed = int(await script(keys=[*_MODE_KEYS, POSITIONS_SEEN], args=[now - ttl_s, batch]))
+        removed = int(await script(keys=[*MODE_KEYS, POSITIONS_SEEN], args=[now - ttl_s, batch]))
         total += removed
         if removed < batch:
             return total

@@ -1,0 +1,206 @@
+"""The Lua scripts behind live positions (volunteers.positions): an operation that reads before
+it writes, and the search, is one script, so one round trip and atomic.
+
+KEYS[1..3] of every script that reads or writes positions are the walk, bike and car GEO sets
+(`MODE_KEYS`); the other keys are named in each script's comment.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from geo import TravelMode
+from volunteers.constants import POSITION_KEYS, POSITIONS_BY_MODE
+
+# KEYS[1..3] of every script on positions: the walk, bike and car sets.
+MODES = (TravelMode.WALK, TravelMode.BIKE, TravelMode.CAR)
+MODE_KEYS = [POSITIONS_BY_MODE[mode.value] for mode in MODES]
+if tuple(sorted(MODE_KEYS)) != tuple(sorted(POSITION_KEYS)):  # pragma: no cover
+    raise RuntimeError("every travel mode needs its position set")
+
+# The mode's set of a stored meta (compact JSON written by encode_meta); walk if unreadable.
+SET_OF = """
+local function set_of(meta)
+  local mode = string.match(meta, '"travel_mode":"(%a+)"')
+  if mode == 'bike' then return KEYS[2] elseif mode == 'car' then return KEYS[3] end
+  return KEYS[1]
+end
+"""
+
+# KEYS: walk, bike, car, meta, seen. ARGV: (id, lng, lat, now) quads. Returns 1/0 per quad.
+UPDATE = (
+    SET_OF
+    + """
+local out = {}
+for i = 1, #ARGV, 4 do
+  local id = ARGV[i]
+  local meta = redis.call('HGET', KEYS[4], id)
+  if meta then
+    redis.call('GEOADD', set_of(meta), ARGV[i + 1], ARGV[i + 2], id)
+    redis.call('ZADD', KEYS[5], ARGV[i + 3], id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+)
+
+# KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
+# searched), count per mode, min_seen.
+# Returns {stale, engaged, off_duty, {id, dist, hash, k, ...}, {meta, ...}}, mode by mode,
+# each nearest first; hash is the member's GEO score (52-bit geohash, decoded by the caller:
+# an integer costs Redis and Lua far less per member than WITHCOORD's nested pair of
+# formatted numbers); k is the 1-based index of the member's meta among the distinct metas
+# (volunteers share a few: each is sent, decoded and judged once, not once per member).
+# GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
+# the circle, so a dense centre is searched at a quarter of the reach first: when a smaller
+# circle already holds n members they are the n nearest (the same answer), found in cells a
+# fraction of the size. Otherwise the density seen sizes the next circle to hold about 1.5n,
+# not the whole reach (at province scale the reach holds ~700 walkers at the median point, 2,600
+# at p90). The per-member facts come in three batched calls.
+SEARCH = """
+local count = tonumber(ARGV[6])
+local hits = {}
+for m = 1, 3 do
+  local reach = tonumber(ARGV[2 + m])
+  if reach > 0 then
+    local r = reach / 4
+    local found
+    for circle = 1, 4 do
+      if circle == 4 then r = reach end  -- never more than four circles, the last the reach
+      found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
+        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHDIST', 'WITHHASH')
+      if #found >= count or r >= reach then break end
+      -- Members grow with the circle's area: the next circle should hold about 1.5 count
+      -- (one more search is rare), and a circle no larger than that is searched in smaller
+      -- cells. Nobody found: the whole reach.
+      if #found == 0 then r = reach
+      else r = math.min(reach, r * math.sqrt(1.5 * count / #found)) end
+    end
+    for _, hit in ipairs(found) do hits[#hits + 1] = hit end
+  end
+end
+local seen, busy, metas = {}, {}, {}
+for first = 1, #hits, 1000 do
+  local ids = {}
+  for i = first, math.min(#hits, first + 999) do ids[#ids + 1] = hits[i][1] end
+  local s = redis.call('ZMSCORE', KEYS[4], unpack(ids))
+  local b = redis.call('HMGET', KEYS[6], unpack(ids))
+  local m = redis.call('HMGET', KEYS[5], unpack(ids))
+  for j = 1, #ids do
+    seen[first + j - 1], busy[first + j - 1], metas[first + j - 1] = s[j], b[j], m[j]
+  end
+end
+local min_seen = tonumber(ARGV[7])
+local stale, engaged, off = 0, 0, 0
+local out, distinct, index = {}, {}, {}
+for i, hit in ipairs(hits) do
+  local s = seen[i]
+  if (not s) or tonumber(s) < min_seen then
+    stale = stale + 1
+  elseif busy[i] then
+    engaged = engaged + 1
+  elseif not metas[i] then
+    off = off + 1
+  else
+    local meta = metas[i]
+    local k = index[meta]
+    if not k then
+      k = #distinct + 1
+      distinct[k] = meta
+      index[meta] = k
+    end
+    out[#out + 1] = hit[1]
+    out[#out + 1] = hit[2]
+    out[#out + 1] = hit[3]
+    out[#out + 1] = k
+  end
+end
+return {stale, engaged, off, out, distinct}
+"""
+
+# KEYS: engaged. ARGV: volunteer id, incident id.
+ENGAGE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return 1 end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+return 0
+"""
+
+# KEYS: engaged. ARGV: volunteer id, incident id.
+RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# KEYS: walk, bike, car, meta. ARGV: (id, meta json) pairs. Rewrites only volunteers who are
+# on duty; a new travel mode moves the held position to that mode's set.
+REFRESH = (
+    SET_OF
+    + """
+local n = 0
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  local old = redis.call('HGET', KEYS[4], id)
+  if old then
+    local from, to = set_of(old), set_of(ARGV[i + 1])
+    if from ~= to then
+      local pos = redis.call('GEOPOS', from, id)[1]
+      if pos then
+        redis.call('GEOADD', to, pos[1], pos[2], id)
+        redis.call('ZREM', from, id)
+      end
+    end
+    redis.call('HSET', KEYS[4], id, ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# KEYS: walk, bike, car, seen. ARGV: cutoff (exclusive), batch size. Atomic, so an update
+# racing the prune is never lost between reading the stale ids and removing them.
+PRUNE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+if #ids > 0 then
+  for k = 1, 4 do redis.call('ZREM', KEYS[k], unpack(ids)) end
+end
+return #ids
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    update: AsyncScript
+    search: AsyncScript
+    engage: AsyncScript
+    release: AsyncScript
+    refresh: AsyncScript
+    prune: AsyncScript
+
+
+_REGISTERED: weakref.WeakKeyDictionary[Redis, Scripts] = weakref.WeakKeyDictionary()
+
+
+def registered(redis: Redis) -> Scripts:
+    """The Lua scripts, registered once per client (EVALSHA, loaded on first use)."""
+    scripts = _REGISTERED.get(redis)
+    if scripts is None:
+        scripts = Scripts(
+            update=redis.register_script(UPDATE),
+            search=redis.register_script(SEARCH),
+            engage=redis.register_script(ENGAGE),
+            release=redis.register_script(RELEASE),
+            refresh=redis.register_script(REFRESH),
+            prune=redis.register_script(PRUNE),
+        )
+        _REGISTERED[redis] = scripts
+    return scripts

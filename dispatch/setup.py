@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from dispatch import fanout
-from dispatch.callbacks import routes as callback_routes
+from dispatch.callback_routes import routes as callback_routes
 from dispatch.callbacks import setup_callbacks
 from dispatch.escalation import escalation_ctx
 from dispatch.guidance.setup import setup as setup_guidance

@@ -17,14 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dispatch import callbacks
-from dispatch.callbacks import (
-    CallbackSender,
-    make_handler,
-    record_event,
-    record_events,
-    setup_callbacks,
-)
+from dispatch import callback_routes, callbacks
+from dispatch.callback_sender import CallbackSender
+from dispatch.callbacks import make_handler, record_event, record_events, setup_callbacks
 from rescue import db
 from rescue.app import create_app
 from rescue.bus import BatchContext, Event, bus_ctx, emit, install_bus
@@ -503,7 +498,7 @@ async def api(
         pytest.skip("the incidents table (migration 004) does not exist yet")
     app: web.Application = create_app(settings=settings.replace(**FAST))
     if not any(r.canonical == CALLBACKS_PATH for r in app.router.resources()):
-        app.router.add_routes(callbacks.routes)
+        app.router.add_routes(callback_routes.routes)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client

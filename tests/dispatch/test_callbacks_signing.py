@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatch.callbacks import backoff_s, callback_body, event_stage, event_time, is_callback_event
+from dispatch.callback_sender import backoff_s, callback_body
+from dispatch.callbacks import event_stage, event_time, is_callback_event
 from dispatch.signing import SignatureError, sign, signed_headers, verify
 
 # The test vector of the Standard Webhooks reference libraries.

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from rescue.aeds.sync import channel_of
+from geo import AedIndex
+from rescue import db
+from rescue.aeds import sync as sync_module
+from rescue.aeds.sync import AedSync, channel_of
+from rescue.metrics import Metrics
 from rescue.typedefs import aed_index_key, aed_sync_key
 from tests.conftest import ADMIN
 from tests.rescue.aeds_support import LAOSHAN, SHIBEI, create_aed, wait_until
@@ -122,6 +129,30 @@ async def test_full_reload_is_the_safety_net(client: TestClient, pg: asyncpg.Con
     await client.app[aed_sync_key].load_all()
     assert index.get("aed_unannounced") is not None
     assert index.get(kept["id"]) is None
+
+
+async def test_the_full_reload_lets_other_work_run_between_slices(
+    pg: asyncpg.Connection, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "RELOAD_SLICE", 2)
+    ids = [f"aed_unannounced_{n}" for n in range(8)]
+    for aed_id in ids:
+        await pg.execute(INSERT, aed_id, "Unannounced", "active", "24/7")
+    # A worker's sync alone (no subscriber, no timer): only this reload touches its index.
+    pool = await db.create_pool(schema, min_size=1, max_size=2)
+    index = AedIndex()
+    try:
+        reload = asyncio.create_task(AedSync(pool=pool, index=index, metrics=Metrics()).load_all())
+        seen: set[int] = set()
+        while not reload.done():  # an alert's search, reading the index meanwhile
+            seen.add(sum(index.get(aed_id) is not None for aed_id in ids))
+            await asyncio.sleep(0)
+        await reload
+    finally:
+        await pool.close()
+    # Not only "none yet" and "all": the search ran while the reload was half way.
+    assert seen - {0, len(ids)}
+    assert all(index.get(aed_id) is not None for aed_id in ids)
 
 
 async def test_service_works_without_redis(make_client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -238,6 +239,24 @@ def pairwise_rule(inp: PlanInput) -> list[tuple[str, Role, str | None]]:
     return [(vid, role, aed_id) for _, role, vid, aed_id in sorted(out, key=lambda t: t[:3])]
 
 
+def _assert_the_rules_plan(
+    cands: list[Cand], aeds: list[tuple[IndexedAed, float]], **offers_and_exclusions: Any
+) -> None:
+    """The planner's plan for a patient at PATIENT is the pairwise rule's."""
+    inp = PlanInput(
+        lat=PATIENT[0],
+        lng=PATIENT[1],
+        budget_s=300,
+        candidates=cands,
+        aeds=aeds,
+        model=MODEL,
+        **offers_and_exclusions,
+    )
+    plan: Plan = role_policy(inp)
+    got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
+    assert got == pairwise_rule(inp)
+
+
 _metres = st.floats(min_value=-1500, max_value=1500, allow_nan=False)
 _volunteers = st.lists(
     st.tuples(_metres, _metres, st.sampled_from(list(TravelMode)), st.integers(0, 40)),
@@ -273,21 +292,14 @@ def test_the_plan_is_the_pairwise_rules_plan(
         ),
         key=lambda a: a[1],
     )
-    inp = PlanInput(
-        lat=PATIENT[0],
-        lng=PATIENT[1],
-        budget_s=300,
-        candidates=cands,
-        aeds=aeds,
-        model=MODEL,
+    _assert_the_rules_plan(
+        cands,
+        aeds,
         offers_aed=offers[0],
         offers_cpr=offers[1],
         exclude=frozenset(f"v{n:02d}" for n in excluded),
         busy_aeds=frozenset(f"a{n:02d}" for n in busy),
     )
-    plan: Plan = role_policy(inp)
-    got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
-    assert got == pairwise_rule(inp)
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -314,17 +326,10 @@ def test_a_dense_crowd_gets_the_pairwise_rules_plan(seed: int) -> None:
         ),
         key=lambda a: a[1],
     )  # fmt: skip
-    inp = PlanInput(
-        lat=PATIENT[0],
-        lng=PATIENT[1],
-        budget_s=300,
-        candidates=cands,
-        aeds=aeds,
-        model=MODEL,
+    _assert_the_rules_plan(
+        cands,
+        aeds,
         offers_aed=rng.randint(1, 8),
         offers_cpr=rng.randint(0, 3),
         busy_aeds=frozenset(a.id for a, _ in aeds if rng.random() < 0.2),
     )
-    plan = role_policy(inp)
-    got = [(a.volunteer_id, a.role, a.aed.id if a.aed else None) for a in plan.responders]
-    assert got == pairwise_rule(inp)

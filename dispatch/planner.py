@@ -150,8 +150,9 @@ def _pick_fetchers(
     aed_rank = np.argsort(np.argsort(np.array([aed.id for aed in aeds])))
     pair_etas = etas[rows, cols]
     ranked = np.lexsort((aed_rank[cols], person_rank[rows], pair_etas))
-    kept = _choosable(rows[ranked], cols[ranked], inp.offers_aed)
-    pairs = list(zip(rows[ranked][kept].tolist(), cols[ranked][kept].tolist(), strict=True))
+    rows, cols = rows[ranked], cols[ranked]
+    kept = _choosable(rows, cols, inp.offers_aed)
+    pairs = list(zip(rows[kept].tolist(), cols[kept].tolist(), strict=True))
     chosen: list[tuple[int, float, IndexedAed]] = []
     picked: set[int] = set()
     used = set(inp.busy_aeds)

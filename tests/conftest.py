@@ -94,8 +94,11 @@ async def make_client(
     """Start an app (one 'worker') on a real port; several may run at once."""
     clients: list[TestClient] = []
 
-    async def start(**changes: Any) -> TestClient:
-        app: web.Application = create_app(settings=settings.replace(**changes))
+    async def start(*, background: bool = True, **changes: Any) -> TestClient:
+        # background=False: no bus consumers, AED subscriber or timers, only the requests.
+        app: web.Application = create_app(
+            settings=settings.replace(**changes), background=background
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -120,7 +120,9 @@ async def test_subscriber_reconnects_and_catches_up(
     await wait_until(lambda: index.get(aed["id"]) is not None)
 
 
-async def test_full_reload_is_the_safety_net(client: TestClient, pg: asyncpg.Connection) -> None:
+async def test_full_reload_is_the_safety_net(make_client, pg: asyncpg.Connection) -> None:
+    # No subscriber: its catch-up reload on subscribing could run in the middle of this test.
+    client = await make_client(background=False)
     kept = await create_aed(client)
     await pg.execute(INSERT, "aed_unannounced", "Unannounced", "active", "24/7")
     await pg.execute("UPDATE aeds SET status = 'retired' WHERE id = $1", kept["id"])

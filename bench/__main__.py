@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from bench import data
-from bench.run import Options, run
+from bench.measure import Options
+from bench.run import run
 
 _DEFAULTS = {
     # scale: alerts, ramp start, ramp step, ramp max, ramp step seconds, ws alerts

@@ -26,12 +26,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench import data, stats
-from bench.profile import profiled
-from bench.run import (
+from bench.measure import (
     Options,
     Target,
     _say,
-    _write,
     alert_points,
     alerts_alone,
     alerts_under_positions,
@@ -41,6 +39,8 @@ from bench.run import (
     service_server,
     settle_incidents,
 )
+from bench.profile import profiled
+from bench.run import _write
 from bench.server import Gunicorn
 from rescue.area import load_service_area
 

@@ -22,7 +22,7 @@ import time
 from redis.asyncio import Redis
 
 from bench import data
-from bench.run import POSITION_TTL_S, alert_points, settle_incidents
+from bench.measure import POSITION_TTL_S, alert_points, settle_incidents
 from dispatch import queries, service
 from dispatch.models import PlanInput
 from dispatch.render import render_plan

@@ -22,7 +22,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench import data
-from bench.run import alert_points
+from bench.measure import alert_points
 from dispatch.models import Plan, PlanInput, Role
 from dispatch.service import local_time
 from dispatch.setup import build_config

@@ -1,0 +1,404 @@
+"""The benchmark's measurements over HTTP: the targets (the service, the floor), the load
+processes that drive them, each phase's figures and its cost, and the clean-up between phases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bench import data, stats
+from bench.server import (
+    ROOT,
+    Gunicorn,
+    machine_busy_seconds,
+    processes_cpu_seconds,
+)
+from rescue.area import load_service_area
+from rescue.bus import STREAM
+from volunteers.constants import META
+
+logger = logging.getLogger("bench")
+
+ADMIN_TOKEN = "adm_bench-admin-token-0123456789"
+# A long TTL so positions loaded at the start still count at the end of a long run.
+POSITION_TTL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The run's parameters (see bench.__main__ for their meaning)."""
+
+    workers: int
+    worker_class: str
+    scale: str
+    alerts: int
+    alert_concurrency: int
+    position_rate: int
+    position_procs: int
+    ramp_start: int
+    ramp_step: int
+    ramp_max: int
+    ramp_step_s: float
+    ws_alerts: int
+    seed: int
+    province: bool
+    database_url: str
+    redis_url: str
+    out: Path
+    # Open-loop alerts per second of the paced phase (0: not measured).
+    alert_rate: float = 20.0
+
+
+def _say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def alert_points(n: int, seed: int) -> list[tuple[float, float]]:
+    """n random points of the urban districts, the same for the same seed."""
+    area = load_service_area()
+    rng = random.Random(seed)
+    return [
+        area.random_point_in(data.URBAN_DISTRICTS[i % len(data.URBAN_DISTRICTS)], rng)
+        for i in range(n)
+    ]
+
+
+async def run_load(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run each spec in its own `python -m bench.load` process, all at once."""
+    start_at = time.time() + 1.5
+    procs = []
+    for spec in specs:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.load",
+            cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        procs.append((proc, json.dumps({**spec, "start_at": start_at}).encode()))
+    try:
+        outs = await asyncio.gather(*(p.communicate(s) for p, s in procs))
+    except BaseException:  # interrupted: leave no load process behind
+        for proc, _ in procs:
+            if proc.returncode is None:
+                proc.kill()
+        raise
+    results = []
+    for (proc, _), (stdout, _) in zip(procs, outs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"load process failed with exit code {proc.returncode}")
+        results.append(json.loads(stdout))
+    return results
+
+
+class Target:
+    """The service or the floor, as the load generator addresses it."""
+
+    def __init__(self, name: str, server: Gunicorn, *, key: str | None) -> None:
+        self.name = name
+        self.server = server
+        self.floor = key is None
+        self.headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        self.alert_path = "/alert" if self.floor else "/v1/alerts"
+        self.position_path = "/location" if self.floor else "/v1/me/location"
+
+    def alerts(
+        self, points: list[tuple[float, float]], prefix: str, conc: int, *, rate: float = 0.0
+    ) -> dict[str, Any]:
+        """A load spec posting these alerts, `conc` at a time or at `rate` per second."""
+        return {
+            "base_url": self.server.url,
+            "path": self.alert_path,
+            "headers": self.headers,
+            "points": points,
+            "prefix": prefix,
+            "concurrency": conc,
+            "rate": rate,
+        }
+
+    def positions(self, riders: list[data.Rider], rate: float, **extra: Any) -> dict[str, Any]:
+        """A load spec updating these riders' positions at `rate` per second."""
+        return {
+            "base_url": self.server.url,
+            "path": self.position_path,
+            "floor": self.floor,
+            "riders": [[r.volunteer_id, r.token, r.lat, r.lng] for r in riders],
+            "rate": rate,
+            **extra,
+        }
+
+
+def _split(riders: list[data.Rider], parts: int) -> list[list[data.Rider]]:
+    return [riders[i::parts] for i in range(parts)]
+
+
+async def alerts_alone(
+    t: Target, points: list[tuple[float, float]], o: Options, tag: str, *, rate: float = 0.0
+) -> Any:
+    """Alert latency with nothing else running, and what each alert cost the machine: closed
+    loop over `o.alert_concurrency` connections, or open loop at `rate` alerts per second."""
+    before = await counters(t, o)
+    prefix = f"{tag}-paced-" if rate else f"{tag}-alone-"
+    (res,) = await run_load([{"alerts": t.alerts(points, prefix, o.alert_concurrency, rate=rate)}])
+    await asyncio.sleep(_SETTLE_S)  # the background work of the last alerts, the stats flush
+    after = await counters(t, o)
+    figures = stats.alerts_figures(res["alerts"])
+    figures["cost_per_alert"] = per_alert(before, after, len(points))
+    return figures
+
+
+# After a phase: the bus's work for its last alerts ends and PostgreSQL flushes its statistics
+# (a backend reports at most once a second).
+_SETTLE_S = 2.0
+
+
+async def counters(t: Target, o: Options) -> dict[str, float]:
+    """Counters whose growth over a phase is its cost: CPU seconds of the workers, PostgreSQL,
+    Redis and the whole machine (the load generator included); PostgreSQL transactions in the
+    bench's database (a statement outside a transaction counts as one); Redis commands."""
+    conn = await asyncpg.connect(o.database_url)
+    try:
+        xacts = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    redis = Redis.from_url(o.redis_url)
+    try:
+        info = await redis.info("all")
+    finally:
+        await redis.aclose()
+    return {
+        "worker_cpu_ms": t.server.cpu_seconds() * 1000,
+        "postgres_cpu_ms": processes_cpu_seconds("postgres") * 1000,
+        "redis_cpu_ms": (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1000,
+        "machine_cpu_ms": machine_busy_seconds() * 1000,
+        "pg_transactions": float(xacts),
+        "redis_commands": float(info["total_commands_processed"]),
+    }
+
+
+def per_alert(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """Each counter's growth divided by the alerts sent."""
+    return {key: round((after[key] - before[key]) / n, 2) for key in before}
+
+
+async def alerts_under_positions(
+    t: Target,
+    points: list[tuple[float, float]],
+    riders: list[data.Rider],
+    o: Options,
+    tag: str,
+    *,
+    rate: float = 0.0,
+) -> tuple[Any, Any]:
+    """Alert latency while position updates run at o.position_rate per second: alerts closed
+    loop over `o.alert_concurrency` connections, or open loop at `rate` alerts per second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stop_file = str(Path(tmp) / "stop")
+        per = o.position_rate / o.position_procs
+        specs: list[dict[str, Any]] = [
+            {"positions": t.positions(part, per, stop_file=stop_file, warmup_s=1.0)}
+            for part in _split(riders, o.position_procs)
+        ]
+        specs.append(
+            {
+                "alerts": t.alerts(
+                    points,
+                    f"{tag}-loaded-paced-" if rate else f"{tag}-loaded-",
+                    o.alert_concurrency,
+                    rate=rate,
+                ),
+                "alerts_after_s": 1.5,
+                "stop_file": stop_file,
+            }
+        )
+        results = await run_load(specs)
+    positions = stats.merge_positions([r["positions"] for r in results[:-1]])
+    return stats.alerts_figures(results[-1]["alerts"]), positions
+
+
+async def position_ramp(t: Target, riders: list[data.Rider], o: Options) -> dict[str, Any]:
+    """Raise the position rate step by step until p99 passes 50 ms, errors, or a shortfall."""
+    steps = []
+    sustained = 0
+    rate = o.ramp_start
+    while rate <= o.ramp_max:
+        per = rate / o.position_procs
+        specs = [
+            {"positions": t.positions(part, per, duration_s=o.ramp_step_s, warmup_s=1.0)}
+            for part in _split(riders, o.position_procs)
+        ]
+        merged = stats.merge_positions([r["positions"] for r in await run_load(specs)])
+        ok = (
+            merged["p99"] is not None
+            and merged["p99"] <= 50.0
+            and merged["errors"] <= 0.001 * merged["count"]
+            and merged["achieved_rate"] >= 0.95 * rate
+        )
+        merged["passed"] = ok
+        steps.append(merged)
+        _say(
+            f"  {t.name} positions {rate}/s: achieved {merged['achieved_rate']}/s, "
+            f"p99 {merged['p99']} ms, errors {merged['errors']}, {'ok' if ok else 'FAIL'}"
+        )
+        if not ok:
+            break
+        sustained = rate
+        rate += o.ramp_step
+    return {"sustained_rate": sustained, "steps": steps}
+
+
+async def ws_latency(t: Target, rider: data.Rider, o: Options, tag: str) -> dict[str, Any]:
+    """From the alert's response to the offer on the volunteer's open WebSocket."""
+    points = alert_points(o.ws_alerts, o.seed + 99)
+    spec = {
+        "base_url": t.server.url,
+        "headers": t.headers,
+        "rider": [rider.volunteer_id, rider.token, rider.lat, rider.lng],
+        "points": points,
+        "prefix": f"{tag}-ws-",
+    }
+    (res,) = await run_load([{"ws": spec}])
+    ws = res["ws"]
+    return {
+        **stats.summary(ws["lat_ms"]),
+        "missing": ws["missing"],
+        "not_offered": ws["not_offered"],
+    }
+
+
+async def redis_memory(redis_url: str) -> dict[str, int]:
+    """Redis's used memory (the whole server's, other dbs included) and the bench db's own:
+    the sum of `MEMORY USAGE` over its keys, counted exactly (SAMPLES 0)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        info = await redis.info("memory")
+        own = 0
+        async for key in redis.scan_iter(count=1000):
+            own += int(await redis.memory_usage(key, samples=0) or 0)
+    finally:
+        await redis.aclose()
+    return {
+        "used_memory": int(info["used_memory"]),
+        "used_memory_rss": int(info["used_memory_rss"]),
+        "bench_db_memory": own,
+    }
+
+
+async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: str) -> None:
+    """Close the phase's incidents and, for the service, let the bus finish the phase's events
+    (its consumers would otherwise drain them during the next phase's measurement, and an offer
+    timed to a phone would queue behind them); the wait is recorded in figures["bus_drain_s"]."""
+    await settle_incidents(o.database_url)
+    if t.floor:
+        return
+    started = time.monotonic()
+    while time.monotonic() - started < _DRAIN_TIMEOUT_S:
+        if not any((await bus_backlog(o.redis_url)).values()):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        _say(f"WARNING: the bus still owes events after {_DRAIN_TIMEOUT_S:.0f} s")
+    figures.setdefault("bus_drain_s", {})[key] = round(time.monotonic() - started, 1)
+
+
+_DRAIN_TIMEOUT_S = 120.0
+
+
+async def bus_backlog(redis_url: str) -> dict[str, int]:
+    """Per consumer group: events not read yet plus entries read but not acknowledged."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        groups = await redis.xinfo_groups(STREAM)
+    except ResponseError:  # no stream yet
+        return {}
+    finally:
+        await redis.aclose()
+    return {str(g["name"]): int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups}
+
+
+async def on_duty(redis_url: str) -> int:
+    """How many volunteers are checked in (a check that nobody else flushed the bench db)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        return int(await redis.hlen(META))
+    finally:
+        await redis.aclose()
+
+
+def memory(server: Gunicorn) -> dict[str, Any]:
+    """Each worker's resident size."""
+    rss = server.rss_kib()
+    return {"workers_rss_kib": rss, "max_worker_rss_mib": round(max(rss, default=0) / 1024, 1)}
+
+
+async def create_center(url: str) -> str:
+    """A dispatch center through the API; its key."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/v1/dispatch-centers",
+            json={"name": "bench 120"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as resp,
+    ):
+        body = await resp.json()
+        if resp.status != 201:
+            raise RuntimeError(f"creating the dispatch center: {resp.status} {body}")
+        return str(body["api_key"])
+
+
+def service_server(o: Options, log: Path) -> Gunicorn:
+    """The service as deployed, on the bench stores."""
+    env = {
+        "DATABASE_URL": o.database_url,
+        "REDIS_URL": o.redis_url,
+        "RESCUE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RESCUE_POSITION_TTL_S": str(POSITION_TTL_S),
+        "RESCUE_DEMO": "0",
+        "RESCUE_DEMO_FLEET": "0",
+    }
+    return Gunicorn(
+        "rescue.gunicorn:app_factory",
+        workers=o.workers,
+        env=env,
+        log=log,
+        worker_class=o.worker_class,
+    )
+
+
+async def settle_incidents(database_url: str) -> None:
+    """Close the open incidents of the phases before: nobody accepts a bench offer, so each would
+    escalate wave after wave (45 s, then every 120 s) into the next phase's measurement."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
+        )
+        await conn.execute(
+            "UPDATE incidents SET status = 'closed', closed_at = now(), "
+            "next_escalation_at = NULL WHERE status = 'open'"
+        )
+    finally:
+        await conn.close()
+
+
+def floor_server(o: Options, log: Path) -> Gunicorn:
+    """The floor, same worker count."""
+    env = {"BENCH_FLOOR_DATABASE_URL": o.database_url, "BENCH_FLOOR_REDIS_URL": o.redis_url}
+    return Gunicorn(
+        "bench.floor:app_factory", workers=o.workers, env=env, log=log, worker_class=o.worker_class
+    )

@@ -47,6 +47,11 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--ramp-max", type=int, help="highest rate tried")
     p.add_argument("--ramp-step-s", type=float, help="seconds measured per step")
     p.add_argument("--ws-alerts", type=int, help="alerts timed to the WebSocket offer (50)")
+    p.add_argument(
+        "--no-callbacks",
+        action="store_true",
+        help="the dispatch center registers no callback URL (as before session 6)",
+    )
     p.add_argument("--seed", type=int, default=1983)
     p.add_argument("--skip-province", action="store_true", help="only the chosen scale")
     p.add_argument("--database", default=data.BENCH_DATABASE, help="the bench's own database")
@@ -77,6 +82,7 @@ def parse(argv: list[str]) -> Options:
         database_url=data.with_database(database_url, a.database),
         redis_url=data.with_redis_db(redis_url, a.redis_db),
         out=out,
+        callbacks=not a.no_callbacks,
     )
 
 

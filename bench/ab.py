@@ -35,6 +35,7 @@ from bench.measure import (
     alerts_under_positions,
     between_phases,
     create_center,
+    receiver_server,
     run_load,
     service_server,
     settle_incidents,
@@ -69,6 +70,7 @@ async def _round(
     burst: int,
     n: int,
     profile: Path | None = None,
+    receiver: Gunicorn | None = None,
 ) -> dict[str, Any]:
     base = service_server(o, o.out.with_suffix(".log"))
     server = Gunicorn(
@@ -77,7 +79,9 @@ async def _round(
     server.env = base.env
     server.start()
     try:
-        t = Target(name, server, key=await create_center(server.url))
+        callback_url = f"{receiver.url}/callbacks" if receiver is not None else None
+        key = await create_center(server.url, callback_url)
+        t = Target(name, server, key=key, receiver=receiver)
         riders = loaded.riders[1:]
 
         def spy(phase: str) -> contextlib.AbstractContextManager[Any]:
@@ -119,6 +123,11 @@ def _figures(r: dict[str, Any]) -> dict[str, float | None]:
         f[f"alert alone {pct} (ms)"] = r["alert_alone"][pct]
     for key, value in r["alert_alone"].get("cost_per_alert", {}).items():
         f[f"alert alone: {key} per alert"] = value
+    for phase in ("alert_alone", "alert_paced"):
+        received = r.get(phase, {}).get("callbacks")
+        if received:
+            f[f"{phase}: callbacks per alert"] = received["per_alert"]
+            f[f"{phase}: incident created → callback p99 (ms)"] = received["created_lag_ms"]["p99"]
     if "alert_paced" in r:
         for pct in ("p50", "p95", "p99"):
             f[f"alert paced {pct} (ms)"] = r["alert_paced"][pct]
@@ -146,6 +155,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--position-rate", type=int, default=3000, help="0: skip that figure")
     p.add_argument("--burst-rate", type=int, default=8000, help="0: skip the position step")
     p.add_argument("--position-procs", type=int, default=2)
+    p.add_argument(
+        "--no-callbacks", action="store_true", help="the center registers no callback URL"
+    )
     p.add_argument("--seed", type=int, default=1983)
     p.add_argument("--database", default=data.BENCH_DATABASE)
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
@@ -180,6 +192,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         ramp_step_s=0.0, ws_alerts=0, seed=a.seed, province=False,
         database_url=data.with_database(database_url, a.database),
         redis_url=data.with_redis_db(redis_url, a.redis_db), out=out, alert_rate=a.alert_rate,
+        callbacks=not a.no_callbacks,
     )  # fmt: skip
     variants = [_variant(v) for v in a.variant]
     loaded = data.Loaded(aeds=0, volunteers=0, on_duty=0, riders=[], seconds=0.0)
@@ -193,17 +206,25 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         "variants": {name: {"tree": str(tree), "worker_class": wc, "rounds": []}
                      for name, tree, wc in variants},
     }  # fmt: skip
-    for n in range(a.rounds):
-        k = n % len(variants)
-        for name, tree, wc in variants[k:] + variants[:k]:
-            await settle_incidents(o.database_url)
-            redis = Redis.from_url(o.redis_url)
-            await data.refresh_seen(redis)
-            await redis.aclose()
-            r = await _round(name, tree, wc, o, loaded, a.burst_rate, n, a.profile)
-            results["variants"][name]["rounds"].append(r)
-            _say(f"round {n + 1} {name}: {_figures(r)}")
-            _write(out, results)
+    # One 120 center's receiver for every round (each round's center registers it).
+    receiver = receiver_server(o, out.with_suffix(".log")) if o.callbacks else None
+    if receiver is not None:
+        receiver.start()
+    try:
+        for n in range(a.rounds):
+            k = n % len(variants)
+            for name, tree, wc in variants[k:] + variants[:k]:
+                await settle_incidents(o.database_url)
+                redis = Redis.from_url(o.redis_url)
+                await data.refresh_seen(redis)
+                await redis.aclose()
+                r = await _round(name, tree, wc, o, loaded, a.burst_rate, n, a.profile, receiver)
+                results["variants"][name]["rounds"].append(r)
+                _say(f"round {n + 1} {name}: {_figures(r)}")
+                _write(out, results)
+    finally:
+        if receiver is not None:
+            receiver.stop()
     names = [name for name, _, _ in variants]
     medians = {
         name: {

@@ -61,6 +61,8 @@ class Options:
     out: Path
     # Open-loop alerts per second of the paced phase (0: not measured).
     alert_rate: float = 20.0
+    # The dispatch center registers a callback URL (bench.receiver) and gets every callback.
+    callbacks: bool = True
 
 
 def _say(message: str) -> None:
@@ -105,9 +107,13 @@ async def run_load(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Target:
     """The service or the floor, as the load generator addresses it."""
 
-    def __init__(self, name: str, server: Gunicorn, *, key: str | None) -> None:
+    def __init__(
+        self, name: str, server: Gunicorn, *, key: str | None, receiver: Gunicorn | None = None
+    ) -> None:
         self.name = name
         self.server = server
+        # The 120 center's callback receiver (bench.receiver), if the center registered one.
+        self.receiver = receiver
         self.floor = key is None
         self.headers = {} if key is None else {"Authorization": f"Bearer {key}"}
         self.alert_path = "/alert" if self.floor else "/v1/alerts"
@@ -148,18 +154,23 @@ async def alerts_alone(
 ) -> Any:
     """Alert latency with nothing else running, and what each alert cost the machine: closed
     loop over `o.alert_concurrency` connections, or open loop at `rate` alerts per second."""
+    await callbacks_received(t)  # counted from here
     before = await counters(t, o)
     prefix = f"{tag}-paced-" if rate else f"{tag}-alone-"
     (res,) = await run_load([{"alerts": t.alerts(points, prefix, o.alert_concurrency, rate=rate)}])
-    await asyncio.sleep(_SETTLE_S)  # the background work of the last alerts, the stats flush
+    # The phase's cost includes the bus's and the callbacks' work for its last alerts.
+    await drain(o, t)
+    await asyncio.sleep(_SETTLE_S)  # PostgreSQL's statistics flush
     after = await counters(t, o)
     figures = stats.alerts_figures(res["alerts"])
     figures["cost_per_alert"] = per_alert(before, after, len(points))
+    if t.receiver is not None:
+        figures["callbacks"] = await callbacks_received(t, alerts=len(points))
     return figures
 
 
-# After a phase: the bus's work for its last alerts ends and PostgreSQL flushes its statistics
-# (a backend reports at most once a second).
+# After a phase's work: PostgreSQL flushes its statistics (a backend reports at most once a
+# second), and the last CPU ticks are counted.
 _SETTLE_S = 2.0
 
 
@@ -225,9 +236,14 @@ async def alerts_under_positions(
                 "stop_file": stop_file,
             }
         )
+        await callbacks_received(t)  # counted from here
         results = await run_load(specs)
     positions = stats.merge_positions([r["positions"] for r in results[:-1]])
-    return stats.alerts_figures(results[-1]["alerts"]), positions
+    alerts = stats.alerts_figures(results[-1]["alerts"])
+    if t.receiver is not None:
+        await drain(o, t)
+        alerts["callbacks"] = await callbacks_received(t, alerts=len(points))
+    return alerts, positions
 
 
 async def position_ramp(t: Target, riders: list[data.Rider], o: Options) -> dict[str, Any]:
@@ -305,17 +321,51 @@ async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: st
     await settle_incidents(o.database_url)
     if t.floor:
         return
+    figures.setdefault("bus_drain_s", {})[key] = await drain(o, t)
+
+
+async def drain(o: Options, t: Target) -> float:
+    """Wait until every consumer group of the bus owes nothing and no callback is pending (the
+    service's work for what was sent so far is done); the seconds waited."""
     started = time.monotonic()
+    if t.floor:
+        return 0.0
     while time.monotonic() - started < _DRAIN_TIMEOUT_S:
-        if not any((await bus_backlog(o.redis_url)).values()):
+        if not any((await bus_backlog(o.redis_url)).values()) and not await callbacks_pending(o):
             break
         await asyncio.sleep(0.2)
     else:
-        _say(f"WARNING: the bus still owes events after {_DRAIN_TIMEOUT_S:.0f} s")
-    figures.setdefault("bus_drain_s", {})[key] = round(time.monotonic() - started, 1)
+        _say(f"WARNING: the bus or the callbacks still owe work after {_DRAIN_TIMEOUT_S:.0f} s")
+    return round(time.monotonic() - started, 1)
 
 
 _DRAIN_TIMEOUT_S = 120.0
+
+
+async def callbacks_pending(o: Options) -> int:
+    """Callbacks queued and not delivered yet (none when the center has no callback URL)."""
+    conn = await asyncpg.connect(o.database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
+        )
+    finally:
+        await conn.close()
+
+
+async def callbacks_received(t: Target, *, alerts: int = 0) -> dict[str, Any] | None:
+    """What the 120 center's receiver got since the last call (None without a receiver), with
+    `per_alert` when the phase's alerts are given."""
+    if t.receiver is None:
+        return None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{t.receiver.url}/stats", params={"reset": "1"}) as resp,
+    ):
+        body: dict[str, Any] = await resp.json()
+    if alerts:
+        body["per_alert"] = round(body["count"] / alerts, 2)
+    return body
 
 
 async def bus_backlog(redis_url: str) -> dict[str, int]:
@@ -345,13 +395,16 @@ def memory(server: Gunicorn) -> dict[str, Any]:
     return {"workers_rss_kib": rss, "max_worker_rss_mib": round(max(rss, default=0) / 1024, 1)}
 
 
-async def create_center(url: str) -> str:
-    """A dispatch center through the API; its key."""
+async def create_center(url: str, callback_url: str | None = None) -> str:
+    """A dispatch center through the API (its callbacks to `callback_url`); its key."""
+    center: dict[str, Any] = {"name": "bench 120"}
+    if callback_url is not None:
+        center["callback_url"] = callback_url
     async with (
         aiohttp.ClientSession() as session,
         session.post(
             f"{url}/v1/dispatch-centers",
-            json={"name": "bench 120"},
+            json=center,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as resp,
     ):
@@ -394,6 +447,11 @@ async def settle_incidents(database_url: str) -> None:
         )
     finally:
         await conn.close()
+
+
+def receiver_server(o: Options, log: Path) -> Gunicorn:
+    """The 120 center's callback receiver: one worker, since it counts in its process."""
+    return Gunicorn("bench.receiver:app_factory", workers=1, env={}, log=log)
 
 
 def floor_server(o: Options, log: Path) -> Gunicorn:

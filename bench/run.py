@@ -27,6 +27,7 @@ from bench.measure import (
     memory,
     on_duty,
     position_ramp,
+    receiver_server,
     redis_memory,
     service_server,
     ws_latency,
@@ -55,12 +56,19 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
     }  # fmt: skip
     for name in ("service", "floor"):
         server = service_server(o, log) if name == "service" else floor_server(o, log)
+        # The 120 center's receiver, for the service (the floor sends no callbacks).
+        receiver = receiver_server(o, log) if name == "service" and o.callbacks else None
         await data.refresh_seen(redis := Redis.from_url(o.redis_url))
         await redis.aclose()
+        if receiver is not None:
+            receiver.start()
         server.start()
         try:
-            key = await create_center(server.url) if name == "service" else None
-            t = Target(name, server, key=key)
+            key = None
+            if name == "service":
+                callback_url = f"{receiver.url}/callbacks" if receiver is not None else None
+                key = await create_center(server.url, callback_url)
+            t = Target(name, server, key=key, receiver=receiver)
             tag = f"{scale.name}-{name}"
             figures: dict[str, Any] = {}
             await alerts_alone(t, warm, o, f"{tag}-warm")
@@ -111,6 +119,8 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
             result[name] = figures
         finally:
             server.stop()
+            if receiver is not None:
+                receiver.stop()
     return result
 
 
@@ -165,6 +175,21 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
             for pct in ("p50", "p99", "max"):
                 out.append((f"{scale_name}: alert → WebSocket offer {pct} (ms)",
                             s["ws_offer"][pct], None, ""))  # fmt: skip
+        for key, how in (
+            ("alert_alone", "alone"),
+            ("alert_paced", f"at {rate}/s"),
+            ("alert_paced_under_positions", f"under positions at {rate}/s"),
+        ):
+            received = s.get(key, {}).get("callbacks")
+            if not received:
+                continue
+            out.append((f"{scale_name}: callbacks received per alert, {how}",
+                        received["per_alert"], None, ""))  # fmt: skip
+            for pct in ("p50", "p99"):
+                out.append(
+                    (f"{scale_name}: incident created → its callback received {pct}, {how} (ms)",
+                     received["created_lag_ms"][pct], None, "")
+                )  # fmt: skip
         for key, label in _COSTS:
             out.append(
                 (f"{scale_name}: {label} per alert, alone",
@@ -215,7 +240,7 @@ async def run(o: Options, argv: list[str]) -> dict[str, Any]:
             "alert_concurrency": o.alert_concurrency, "alert_rate": o.alert_rate,
             "position_rate": o.position_rate,
             "position_procs": o.position_procs, "seed": o.seed,
-            "position_ttl_s": POSITION_TTL_S,
+            "position_ttl_s": POSITION_TTL_S, "callbacks": o.callbacks,
         },
         "scales": {},
     }  # fmt: skip

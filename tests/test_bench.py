@@ -57,6 +57,15 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert len(figures["memory"]["workers_rss_kib"]) == 1
         assert figures["memory"]["used_memory"] > 0
         assert 0 < figures["memory"]["bench_db_memory"] <= figures["memory"]["used_memory"]
+    # The 120 center's receiver got every alert's incident.created exactly once, and its offers.
+    for phase in ("alert_alone", "alert_paced", "alert_paced_under_positions"):
+        received = scale["service"][phase]["callbacks"]
+        assert received["by_type"]["incident.created"] == 10, received
+        assert received["by_type"].get("offer.created", 0) > 0, received
+        assert (received["duplicates"], received["bad"]) == (0, 0), received
+        assert received["created_lag_ms"]["count"] == 10
+        assert "callbacks" not in scale["floor"][phase]
+    assert "| tiny: callbacks received per alert, alone |" in results["table"]
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]

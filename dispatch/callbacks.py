@@ -27,31 +27,37 @@ GROUP = "callbacks"
 CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
 
 
-# The targets of a batch's incidents (one query for a read of the stream).
-RESOLVE_TARGETS = """
-SELECT i.id, i.center_id, i.external_id, COALESCE(i.callback_url, c.callback_url) AS url
-FROM incidents i JOIN dispatch_centers c ON c.id = i.center_id
-WHERE i.id = ANY($1::text[])
-"""
-
-# A batch's deliveries in one statement, in the batch's order (seq follows it).
-INSERT_DELIVERIES = f"""
-WITH inserted AS (
+# A batch's deliveries in one statement, in the batch's order (seq follows it). Each event's
+# incident gives its center and URL (the alert's own, else its center's) and, where the event
+# has none, its external id; an event of no URL is skipped, of an unknown incident returned.
+QUEUE_DELIVERIES = f"""
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[],
+                         $6::text[], $7::text[])
+         WITH ORDINALITY AS u(id, event_id, event_type, event_at, stage, incident_id, payload,
+                              ord)
+), targets AS (
+    SELECT b.*, i.center_id, i.external_id, COALESCE(i.callback_url, c.callback_url) AS url
+    FROM batch b
+    JOIN incidents i ON i.id = b.incident_id
+    JOIN dispatch_centers c ON c.id = i.center_id
+), inserted AS (
     INSERT INTO webhook_deliveries
         (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload)
-    SELECT u.id, u.event_id, u.event_type, u.event_at, u.stage, u.incident_id, u.center_id,
-           u.url, u.payload::jsonb
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
-                $7::text[], $8::text[], $9::text[])
-         WITH ORDINALITY AS u(id, event_id, event_type, event_at, stage, incident_id,
-                              center_id, url, payload, ord)
-    ORDER BY u.ord
+    SELECT t.id, t.event_id, t.event_type, t.event_at, t.stage, t.incident_id, t.center_id,
+           t.url,
+           CASE WHEN t.payload::jsonb ? 'external_id' THEN t.payload::jsonb
+                ELSE t.payload::jsonb || jsonb_build_object('external_id', t.external_id) END
+    FROM targets t
+    WHERE t.url IS NOT NULL
+    ORDER BY t.ord
     ON CONFLICT (event_id) DO NOTHING
     RETURNING id
 )
-SELECT coalesce(array_agg(id), '{{}}') AS ids,
-       CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', '') END
-FROM inserted
+SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM inserted) AS ids,
+       (SELECT coalesce(array_agg(b.event_id ORDER BY b.ord), '{{}}') FROM batch b
+        WHERE NOT EXISTS (SELECT 1 FROM targets t WHERE t.ord = b.ord)) AS unknown,
+       (SELECT pg_notify('{CHANNEL}', '') FROM inserted LIMIT 1) AS notified
 """
 
 
@@ -86,20 +92,24 @@ async def record_event(conn: asyncpg.Connection, event: Event) -> str | None:
     return ids[0] if ids else None
 
 
-def _payload(event: Event, target: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+def _payload(event: Event, at: datetime) -> dict[str, Any]:
+    """The callback's envelope; without an external id in the event, QUEUE_DELIVERIES adds the
+    incident's."""
     data = dict(event.data)
-    return {
+    payload = {
         "id": event.id,
         "type": event.type,
         "incident_id": str(data["incident_id"]),
-        "external_id": data.get("external_id", target["external_id"]),
         "at": at.isoformat(),
         "data": data,
     }
+    if "external_id" in data:
+        payload["external_id"] = data["external_id"]
+    return payload
 
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[str]:
-    """Queue the callbacks of a batch of events in two statements; the new deliveries' ids.
+    """Queue the callbacks of a batch of events in one statement; the new deliveries' ids.
 
     Events of no incident, of an unknown incident or of an incident with no callback URL are
     skipped; an event already queued is not queued again.
@@ -107,19 +117,8 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> li
     wanted = [e for e in events if is_callback_event(e.type, e.data)]
     if not wanted:
         return []
-    incident_ids = sorted({str(e.data["incident_id"]) for e in wanted})
-    targets = {row["id"]: row for row in await conn.fetch(RESOLVE_TARGETS, incident_ids)}
-    columns: list[list[Any]] = [[] for _ in range(9)]
+    columns: list[list[Any]] = [[] for _ in range(7)]
     for event in wanted:
-        incident_id = str(event.data["incident_id"])
-        target = targets.get(incident_id)
-        if target is None:
-            logger.warning(
-                "callback for %s %s: incident %s not found", event.type, event.id, incident_id
-            )
-            continue
-        if not target["url"]:
-            continue
         at = event_time(event.at)
         row = (
             new_id("whd"),
@@ -127,22 +126,29 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> li
             event.type,
             at,
             event_stage(event.type),
-            incident_id,
-            target["center_id"],
-            target["url"],
-            json.dumps(_payload(event, target, at), ensure_ascii=False),
+            str(event.data["incident_id"]),
+            json.dumps(_payload(event, at), ensure_ascii=False),
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    if not columns[0]:
-        return []
-    return list(await conn.fetchval(INSERT_DELIVERIES, *columns))
+    queued = await conn.fetchrow(QUEUE_DELIVERIES, *columns)
+    if queued["unknown"]:
+        unknown = set(queued["unknown"])
+        for event in wanted:
+            if event.id in unknown:
+                logger.warning(
+                    "callback for %s %s: incident %s not found",
+                    event.type,
+                    event.id,
+                    event.data["incident_id"],
+                )
+    return list(queued["ids"])
 
 
 def make_handler(sender: CallbackSender | None) -> BatchHandler:
     """The batch handler of group "callbacks": queue the events' callbacks, wake the sender.
 
-    A read's events cost two statements (targets, deliveries) whatever their number; the
+    A read's events cost one statement whatever their number; the
     deliveries are idempotent (unique event_id), so a batch delivered again queues nothing twice.
     """
 

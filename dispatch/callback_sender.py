@@ -1,6 +1,11 @@
 """Delivery of the queued callbacks (dispatch.callbacks): each worker claims due deliveries,
 POSTs them signed, records every attempt and retries with backoff; an incident's events go out
 in order.
+
+An incident's events come in runs (an alert queues its creation and its offers together), so
+the attempt that delivers one event claims the incident's next in the same statement and sends
+it in turn: one statement per callback after the first, where a claim by the delivery loop
+would take its own round trips and wake-ups.
 """
 
 from __future__ import annotations
@@ -65,25 +70,59 @@ SELECT EXTRACT(EPOCH FROM min(d.next_attempt_at) - now())::float8
 FROM webhook_deliveries d WHERE d.state = 'pending' AND {_HEAD}
 """
 
-FINISH_ATTEMPT = """
-UPDATE webhook_attempts SET status_code = $3, error = $4, duration_ms = $5
-WHERE delivery_id = $1 AND attempt = $2
+# An attempt's own row is always finished; its delivery is marked only while the attempt still
+# holds it (attempts = $2, still pending): past its lease another worker may have claimed it.
+_FINISH_ATTEMPT = """
+finished AS (
+    UPDATE webhook_attempts SET status_code = $3, error = $4, duration_ms = $5
+    WHERE delivery_id = $1 AND attempt = $2
+)"""
+
+MARK_FAILED = f"""
+WITH {_FINISH_ATTEMPT}
+UPDATE webhook_deliveries
+SET state = CASE WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = now() + make_interval(secs => $7),
+    last_status_code = $3, last_error = $4
+WHERE id = $1 AND attempts = $2 AND state = 'pending'
+RETURNING state
 """
 
-MARK_DELIVERED = """
+MARK_DELIVERED = f"""
+WITH {_FINISH_ATTEMPT}
 UPDATE webhook_deliveries
 SET state = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL
 WHERE id = $1 AND attempts = $2 AND state = 'pending'
 RETURNING state
 """
 
-MARK_FAILED = """
-UPDATE webhook_deliveries
-SET state = CASE WHEN attempts >= $5 THEN 'failed' ELSE 'pending' END,
-    next_attempt_at = now() + make_interval(secs => $6),
-    last_status_code = $3, last_error = $4
-WHERE id = $1 AND attempts = $2 AND state = 'pending'
-RETURNING state
+# Delivered, and the incident's next event claimed, as CLAIM_DUE would claim it, in the same
+# statement. Its CTEs share one snapshot, in which $1 is still pending: the next event is the
+# incident's earliest pending one but $1, claimed only if it is due (none skips it; the
+# UPDATE re-checks that on the row it locks, should another worker claim it first).
+DELIVERED_CLAIM_NEXT = f"""
+WITH {_FINISH_ATTEMPT}, delivered AS (
+    UPDATE webhook_deliveries
+    SET state = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL
+    WHERE id = $1 AND attempts = $2 AND state = 'pending'
+    RETURNING incident_id
+), following AS (
+    SELECT d.id FROM webhook_deliveries d JOIN delivered x ON d.incident_id = x.incident_id
+    WHERE d.state = 'pending' AND d.id <> $1
+    ORDER BY d.event_at, d.stage, d.seq
+    LIMIT 1
+), claimed AS (
+    UPDATE webhook_deliveries w
+    SET attempts = w.attempts + 1, last_attempt_at = now(),
+        next_attempt_at = now() + make_interval(secs => $6)
+    FROM following
+    WHERE w.id = following.id AND w.state = 'pending' AND w.next_attempt_at <= now()
+    RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
+), logged AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
+)
+SELECT claimed.*, c.webhook_secret
+FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
 """
 
 
@@ -203,7 +242,14 @@ class CallbackSender:
         self._wake.set()
 
     async def _attempt(self, row: asyncpg.Record) -> None:
-        assert self._session is not None and self._pool is not None
+        """Deliver a claimed event, then the incident's next ones while they are due."""
+        claimed: asyncpg.Record | None = row
+        while claimed is not None:
+            claimed = await self._deliver(claimed)
+
+    async def _deliver(self, row: asyncpg.Record) -> asyncpg.Record | None:
+        """POST one claimed event and record the attempt; the incident's next event, claimed."""
+        assert self._session is not None
         status: int | None = None
         error: str | None = None
         started = time.monotonic()
@@ -221,38 +267,42 @@ class CallbackSender:
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         duration_ms = round((time.monotonic() - started) * 1000)
-        ok = status is not None and 200 <= status < 300
-        await self._record(row, ok=ok, status=status, error=error, duration_ms=duration_ms)
+        if status is not None and 200 <= status < 300:
+            return await self._delivered(row, status, duration_ms)
+        await self._failed(row, status=status, error=error, duration_ms=duration_ms)
+        return None
 
-    async def _record(
-        self,
-        row: asyncpg.Record,
-        *,
-        ok: bool,
-        status: int | None,
-        error: str | None,
-        duration_ms: int,
+    async def _delivered(
+        self, row: asyncpg.Record, status: int, duration_ms: int
+    ) -> asyncpg.Record | None:
+        assert self._pool is not None
+        args = (row["id"], row["attempts"], status, None, duration_ms)
+        async with self._pool.acquire() as conn:
+            if self._stopping:  # claim nothing more: it would wait out its lease
+                await conn.fetchval(MARK_DELIVERED, *args)
+                return None
+            return await conn.fetchrow(DELIVERED_CLAIM_NEXT, *args, LEASE_S)
+
+    async def _failed(
+        self, row: asyncpg.Record, *, status: int | None, error: str | None, duration_ms: int
     ) -> None:
         assert self._pool is not None
         settings = self._settings
         attempt = row["attempts"]
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(FINISH_ATTEMPT, row["id"], attempt, status, error, duration_ms)
-            if ok:
-                await conn.fetchval(MARK_DELIVERED, row["id"], attempt, status)
-                return
-            delay = backoff_s(
-                attempt,
-                base_s=settings.callback_backoff_base_s,
-                max_s=settings.callback_backoff_max_s,
-                rng=self._rng,
-            )
+        delay = backoff_s(
+            attempt,
+            base_s=settings.callback_backoff_base_s,
+            max_s=settings.callback_backoff_max_s,
+            rng=self._rng,
+        )
+        async with self._pool.acquire() as conn:
             state = await conn.fetchval(
                 MARK_FAILED,
                 row["id"],
                 attempt,
                 status,
                 error,
+                duration_ms,
                 settings.callback_max_attempts,
                 delay,
             )

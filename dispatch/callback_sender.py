@@ -2,10 +2,13 @@
 POSTs them signed, records every attempt and retries with backoff; an incident's events go out
 in order.
 
-An incident's events come in runs (an alert queues its creation and its offers together), so
-the attempt that delivers one event claims the incident's next in the same statement and sends
-it in turn: one statement per callback after the first, where a claim by the delivery loop
-would take its own round trips and wake-ups.
+An incident's events come in runs: an alert queues its creation and its offers together, and
+the statement that queues them claims them as one run for the worker that queued them
+(dispatch.callbacks). A run is POSTed event after event; one statement then records the whole
+run as delivered and claims the incident's next event, if one is due, as the next run. So the
+alert's callbacks cost two statements, where a claim per event by the delivery loop would take
+its own round trips and wake-ups. A run stops at its first failure: that event is retried with
+backoff, and the run's unsent events are released unattempted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -72,14 +75,11 @@ FROM webhook_deliveries d WHERE d.state = 'pending' AND {_HEAD}
 
 # An attempt's own row is always finished; its delivery is marked only while the attempt still
 # holds it (attempts = $2, still pending): past its lease another worker may have claimed it.
-_FINISH_ATTEMPT = """
-finished AS (
+MARK_FAILED = """
+WITH finished AS (
     UPDATE webhook_attempts SET status_code = $3, error = $4, duration_ms = $5
     WHERE delivery_id = $1 AND attempt = $2
-)"""
-
-MARK_FAILED = f"""
-WITH {_FINISH_ATTEMPT}
+)
 UPDATE webhook_deliveries
 SET state = CASE WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
     next_attempt_at = now() + make_interval(secs => $7),
@@ -88,33 +88,35 @@ WHERE id = $1 AND attempts = $2 AND state = 'pending'
 RETURNING state
 """
 
-MARK_DELIVERED = f"""
-WITH {_FINISH_ATTEMPT}
-UPDATE webhook_deliveries
-SET state = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL
-WHERE id = $1 AND attempts = $2 AND state = 'pending'
-RETURNING state
-"""
-
-# Delivered, and the incident's next event claimed, as CLAIM_DUE would claim it, in the same
-# statement. Its CTEs share one snapshot, in which $1 is still pending: the next event is the
-# incident's earliest pending one but $1, claimed only if it is due (none skips it; the
-# UPDATE re-checks that on the row it locks, should another worker claim it first).
-DELIVERED_CLAIM_NEXT = f"""
-WITH {_FINISH_ATTEMPT}, delivered AS (
-    UPDATE webhook_deliveries
-    SET state = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL
-    WHERE id = $1 AND attempts = $2 AND state = 'pending'
-    RETURNING incident_id
+# A run of one incident's events delivered ($1 ids, $2 attempts, $3 status codes, $4 durations),
+# as MARK_FAILED marks one, and, when $6, the incident's next event claimed as CLAIM_DUE would
+# claim it, in the same statement. Its CTEs share one snapshot, in which the run is still
+# pending: the next event is the incident's earliest pending one but those this statement
+# delivers, claimed only if it is due (none skips it; the UPDATE re-checks that on the row it
+# locks, should another worker claim it first).
+DELIVERED_CLAIM_NEXT = """
+WITH run AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[])
+        AS u(id, attempt, status, duration)
+), finished AS (
+    UPDATE webhook_attempts a SET status_code = r.status, error = NULL, duration_ms = r.duration
+    FROM run r WHERE a.delivery_id = r.id AND a.attempt = r.attempt
+), delivered AS (
+    UPDATE webhook_deliveries d
+    SET state = 'delivered', delivered_at = now(), last_status_code = r.status, last_error = NULL
+    FROM run r
+    WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'pending'
+    RETURNING d.id, d.incident_id
 ), following AS (
-    SELECT d.id FROM webhook_deliveries d JOIN delivered x ON d.incident_id = x.incident_id
-    WHERE d.state = 'pending' AND d.id <> $1
+    SELECT d.id FROM webhook_deliveries d
+    WHERE $6 AND d.incident_id = (SELECT incident_id FROM delivered LIMIT 1)
+      AND d.state = 'pending' AND d.id NOT IN (SELECT id FROM delivered)
     ORDER BY d.event_at, d.stage, d.seq
     LIMIT 1
 ), claimed AS (
     UPDATE webhook_deliveries w
     SET attempts = w.attempts + 1, last_attempt_at = now(),
-        next_attempt_at = now() + make_interval(secs => $6)
+        next_attempt_at = now() + make_interval(secs => $5)
     FROM following
     WHERE w.id = following.id AND w.state = 'pending' AND w.next_attempt_at <= now()
     RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
@@ -124,6 +126,25 @@ WITH {_FINISH_ATTEMPT}, delivered AS (
 SELECT claimed.*, c.webhook_secret
 FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
 """
+
+# The events of a run after one that failed go back unattempted ($1 ids, $2 attempts): their
+# claim is undone, and they wait behind the failed one, due as soon as it is delivered.
+RELEASE = """
+WITH run AS (
+    SELECT * FROM unnest($1::text[], $2::int[]) AS u(id, attempt)
+), unlogged AS (
+    DELETE FROM webhook_attempts a USING run r
+    WHERE a.delivery_id = r.id AND a.attempt = r.attempt
+)
+UPDATE webhook_deliveries d
+SET attempts = d.attempts - 1, next_attempt_at = now(),
+    last_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.last_attempt_at END
+FROM run r
+WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'pending'
+"""
+
+# A row of a claimed delivery, as CLAIM_DUE returns it (an asyncpg record or a mapping).
+Claimed = Mapping[str, Any]
 
 
 def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -145,7 +166,9 @@ class CallbackSender:
         self._concurrency = concurrency
         self._wake = asyncio.Event()
         self._rng = random.Random()
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[bool]] = set()
+        # The loop's last look found every slot taken.
+        self._starved = False
         self._pool: asyncpg.Pool | None = None
         self._session: aiohttp.ClientSession | None = None
         self._listener: asyncpg.Connection | None = None
@@ -156,6 +179,19 @@ class CallbackSender:
     def wake(self) -> None:
         """Look for due deliveries now (a new one was queued)."""
         self._wake.set()
+
+    def can_take(self) -> bool:
+        """Whether this worker's loop runs and has a free slot for a run claimed elsewhere."""
+        return (
+            self._task is not None
+            and not self._stopping
+            and len(self._inflight) < self._concurrency
+        )
+
+    def send_run(self, run: Sequence[Claimed]) -> None:
+        """Deliver a run already claimed (one incident's events, in order) in a slot of its own."""
+        if run:
+            self._spawn(run)
 
     async def start(self, pool: asyncpg.Pool) -> None:
         """Start the loop on this worker."""
@@ -190,6 +226,7 @@ class CallbackSender:
         while not self._stopping:
             self._wake.clear()
             free = self._concurrency - len(self._inflight)
+            self._starved = free <= 0
             wait_s = POLL_S
             try:
                 await self._listen()
@@ -198,7 +235,7 @@ class CallbackSender:
                     async with self._pool.acquire() as conn:
                         rows = await conn.fetch(CLAIM_DUE, free, LEASE_S)
                         for row in rows:
-                            self._spawn(row)
+                            self._spawn([row])
                         if rows and len(rows) == free:
                             continue
                         due_in = await conn.fetchval(NEXT_DUE_IN)
@@ -229,26 +266,38 @@ class CallbackSender:
             if self._listener is not None:
                 self._listener.terminate()
 
-    def _spawn(self, row: asyncpg.Record) -> None:
-        task = asyncio.create_task(self._attempt(row), name=f"callback {row['id']}")
+    def _spawn(self, run: Sequence[Claimed]) -> None:
+        task = asyncio.create_task(self._attempt(run), name=f"callback {run[0]['id']}")
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[bool]) -> None:
         self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        crashed = not task.cancelled() and task.exception() is not None
+        if crashed:
             logger.error("callback attempt crashed", exc_info=task.exception())
-        # A finished head lets the incident's next event go, and frees a slot.
-        self._wake.set()
+        # The loop looks again when it may have left due work for want of a slot, or to learn
+        # when a failed event is due again. A run that ended well claimed its incident's next
+        # due event itself: the loop has nothing to learn from it.
+        if self._starved or task.cancelled() or crashed or task.result():
+            self._wake.set()
 
-    async def _attempt(self, row: asyncpg.Record) -> None:
-        """Deliver a claimed event, then the incident's next ones while they are due."""
-        claimed: asyncpg.Record | None = row
-        while claimed is not None:
-            claimed = await self._deliver(claimed)
+    async def _attempt(self, run: Sequence[Claimed]) -> bool:
+        """Deliver a claimed run in order, then the incident's next events while they are due;
+        whether it ended on a failed attempt."""
+        while run:
+            delivered: list[tuple[Claimed, int, int]] = []
+            for n, row in enumerate(run):
+                status, error, duration_ms = await self._post(row)
+                if status is None or not 200 <= status < 300:
+                    await self._failed(delivered, row, status, error, duration_ms, run[n + 1 :])
+                    return True
+                delivered.append((row, status, duration_ms))
+            run = await self._delivered(delivered, claim_next=not self._stopping)
+        return False
 
-    async def _deliver(self, row: asyncpg.Record) -> asyncpg.Record | None:
-        """POST one claimed event and record the attempt; the incident's next event, claimed."""
+    async def _post(self, row: Claimed) -> tuple[int | None, str | None, int]:
+        """POST one claimed event, signed: the status (None if no answer), error, duration."""
         assert self._session is not None
         status: int | None = None
         error: str | None = None
@@ -266,27 +315,40 @@ class CallbackSender:
                     error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
-        duration_ms = round((time.monotonic() - started) * 1000)
-        if status is not None and 200 <= status < 300:
-            return await self._delivered(row, status, duration_ms)
-        await self._failed(row, status=status, error=error, duration_ms=duration_ms)
-        return None
+        return status, error, round((time.monotonic() - started) * 1000)
 
     async def _delivered(
-        self, row: asyncpg.Record, status: int, duration_ms: int
-    ) -> asyncpg.Record | None:
+        self, delivered: Sequence[tuple[Claimed, int, int]], *, claim_next: bool
+    ) -> list[Claimed]:
+        """Record a run as delivered; the incident's next event, claimed (claim_next)."""
         assert self._pool is not None
-        args = (row["id"], row["attempts"], status, None, duration_ms)
+        if not delivered:
+            return []
         async with self._pool.acquire() as conn:
-            if self._stopping:  # claim nothing more: it would wait out its lease
-                await conn.fetchval(MARK_DELIVERED, *args)
-                return None
-            return await conn.fetchrow(DELIVERED_CLAIM_NEXT, *args, LEASE_S)
+            row = await conn.fetchrow(
+                DELIVERED_CLAIM_NEXT,
+                [r["id"] for r, _, _ in delivered],
+                [r["attempts"] for r, _, _ in delivered],
+                [status for _, status, _ in delivered],
+                [duration for _, _, duration in delivered],
+                LEASE_S,
+                claim_next,
+            )
+        return [row] if row is not None else []
 
     async def _failed(
-        self, row: asyncpg.Record, *, status: int | None, error: str | None, duration_ms: int
+        self,
+        delivered: Sequence[tuple[Claimed, int, int]],
+        row: Claimed,
+        status: int | None,
+        error: str | None,
+        duration_ms: int,
+        unsent: Sequence[Claimed],
     ) -> None:
+        """Record a run that failed at `row`: what went before delivered, `row` to be retried
+        with backoff (or given up), the unsent rest released."""
         assert self._pool is not None
+        await self._delivered(delivered, claim_next=False)
         settings = self._settings
         attempt = row["attempts"]
         delay = backoff_s(
@@ -306,6 +368,10 @@ class CallbackSender:
                 settings.callback_max_attempts,
                 delay,
             )
+            if unsent:
+                await conn.execute(
+                    RELEASE, [r["id"] for r in unsent], [r["attempts"] for r in unsent]
+                )
         if state == "failed":
             logger.warning(
                 "gave up on callback %s of incident %s to %s after %d attempts: %s",

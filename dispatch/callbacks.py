@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from dispatch.callback_sender import CHANNEL, CallbackSender
+from dispatch.callback_sender import CHANNEL, LEASE_S, CallbackSender
 from rescue.bus import BatchContext, BatchHandler, Event
 from rescue.ids import new_id
 from rescue.typedefs import background_key, bus_key, db_key, settings_key
@@ -30,6 +32,31 @@ CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
 # A batch's deliveries in one statement, in the batch's order (seq follows it). Each event's
 # incident gives its center and URL (the alert's own, else its center's) and, where the event
 # has none, its external id; an event of no URL is skipped, of an unknown incident returned.
+#
+# When $8, an incident whose creation this statement queues has its events of the batch queued
+# claimed ($9 the lease), as CLAIM_DUE would claim them, and returned as one run for the caller
+# to send: nothing can be queued before an incident's creation, and only the statement that
+# inserts the creation's delivery (its event id is unique) claims the incident's run. What is
+# queued unclaimed is announced (NOTIFY) to every worker's delivery loop.
+_INSERT = """
+INSERT INTO webhook_deliveries
+    (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload,
+     attempts, last_attempt_at, next_attempt_at)
+SELECT t.id, t.event_id, t.event_type, t.event_at, t.stage, t.incident_id, t.center_id, t.url,
+       t.payload, CASE WHEN {claimed} THEN 1 ELSE 0 END, CASE WHEN {claimed} THEN now() END,
+       CASE WHEN {claimed} THEN now() + make_interval(secs => $9) ELSE now() END
+FROM targets t
+WHERE {which}
+ORDER BY t.ord
+ON CONFLICT (event_id) DO NOTHING
+RETURNING id, event_id, incident_id, center_id, url, payload, attempts, event_at, stage, seq
+"""
+_INSERT_CREATED = _INSERT.format(claimed="$8", which="t.event_type = 'incident.created'")
+_INSERT_OTHERS = _INSERT.format(
+    claimed="t.incident_id IN (SELECT incident_id FROM runs)",
+    which="t.event_type <> 'incident.created'",
+)
+
 QUEUE_DELIVERIES = f"""
 WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[],
@@ -37,27 +64,39 @@ WITH batch AS (
          WITH ORDINALITY AS u(id, event_id, event_type, event_at, stage, incident_id, payload,
                               ord)
 ), targets AS (
-    SELECT b.*, i.center_id, i.external_id, COALESCE(i.callback_url, c.callback_url) AS url
+    SELECT b.id, b.event_id, b.event_type, b.event_at, b.stage, b.incident_id, b.ord,
+           i.center_id, COALESCE(i.callback_url, c.callback_url) AS url,
+           CASE WHEN b.payload::jsonb ? 'external_id' THEN b.payload::jsonb
+                ELSE b.payload::jsonb || jsonb_build_object('external_id', i.external_id)
+           END AS payload
     FROM batch b
     JOIN incidents i ON i.id = b.incident_id
     JOIN dispatch_centers c ON c.id = i.center_id
+    WHERE COALESCE(i.callback_url, c.callback_url) IS NOT NULL
+), created AS (
+    {_INSERT_CREATED}
+), runs AS (
+    SELECT DISTINCT incident_id FROM created WHERE attempts = 1
+), others AS (
+    {_INSERT_OTHERS}
 ), inserted AS (
-    INSERT INTO webhook_deliveries
-        (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload)
-    SELECT t.id, t.event_id, t.event_type, t.event_at, t.stage, t.incident_id, t.center_id,
-           t.url,
-           CASE WHEN t.payload::jsonb ? 'external_id' THEN t.payload::jsonb
-                ELSE t.payload::jsonb || jsonb_build_object('external_id', t.external_id) END
-    FROM targets t
-    WHERE t.url IS NOT NULL
-    ORDER BY t.ord
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING id
+    SELECT * FROM created UNION ALL SELECT * FROM others
+), logged AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt)
+    SELECT id, attempts FROM inserted WHERE attempts = 1
 )
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM inserted) AS ids,
        (SELECT coalesce(array_agg(b.event_id ORDER BY b.ord), '{{}}') FROM batch b
-        WHERE NOT EXISTS (SELECT 1 FROM targets t WHERE t.ord = b.ord)) AS unknown,
-       (SELECT pg_notify('{CHANNEL}', '') FROM inserted LIMIT 1) AS notified
+        WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = b.incident_id)) AS unknown,
+       (SELECT count(*) > 0 FROM (SELECT pg_notify('{CHANNEL}', '')
+                                  FROM inserted WHERE attempts = 0 LIMIT 1) AS n) AS waiting,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', i.id, 'event_id', i.event_id, 'incident_id', i.incident_id,
+                   'url', i.url, 'payload', i.payload, 'attempts', i.attempts,
+                   'webhook_secret', c.webhook_secret)
+                ORDER BY i.incident_id, i.event_at, i.stage, i.seq), '[]')
+        FROM inserted i JOIN dispatch_centers c ON c.id = i.center_id
+        WHERE i.attempts = 1) AS claimed
 """
 
 
@@ -108,15 +147,32 @@ def _payload(event: Event, at: datetime) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """What a batch queued: the new deliveries' ids, the runs claimed for the caller to send
+    (each one incident's events, in order), and whether any wait for a delivery loop."""
+
+    ids: list[str]
+    runs: list[list[dict[str, Any]]]
+    waiting: bool
+
+
 async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> list[str]:
-    """Queue the callbacks of a batch of events in one statement; the new deliveries' ids.
+    """Queue the callbacks of a batch of events, for the delivery loops; the new deliveries'
+    ids (see queue_events)."""
+    return (await queue_events(conn, events, claim=False)).ids
+
+
+async def queue_events(conn: asyncpg.Connection, events: Sequence[Event], *, claim: bool) -> Queued:
+    """Queue the callbacks of a batch of events in one statement (QUEUE_DELIVERIES); with
+    `claim`, a new incident's events come back claimed, as a run for the caller to send.
 
     Events of no incident, of an unknown incident or of an incident with no callback URL are
     skipped; an event already queued is not queued again.
     """
     wanted = [e for e in events if is_callback_event(e.type, e.data)]
     if not wanted:
-        return []
+        return Queued(ids=[], runs=[], waiting=False)
     columns: list[list[Any]] = [[] for _ in range(7)]
     for event in wanted:
         at = event_time(event.at)
@@ -131,7 +187,7 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> li
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    queued = await conn.fetchrow(QUEUE_DELIVERIES, *columns)
+    queued = await conn.fetchrow(QUEUE_DELIVERIES, *columns, claim, LEASE_S)
     if queued["unknown"]:
         unknown = set(queued["unknown"])
         for event in wanted:
@@ -142,22 +198,32 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[Event]) -> li
                     event.id,
                     event.data["incident_id"],
                 )
-    return list(queued["ids"])
+    claimed = queued["claimed"]
+    if isinstance(claimed, str):  # a connection without the pool's JSON codecs
+        claimed = json.loads(claimed)
+    runs = [list(run) for _, run in groupby(claimed, key=lambda row: row["incident_id"])]
+    return Queued(ids=list(queued["ids"]), runs=runs, waiting=queued["waiting"])
 
 
 def make_handler(sender: CallbackSender | None) -> BatchHandler:
-    """The batch handler of group "callbacks": queue the events' callbacks, wake the sender.
+    """The batch handler of group "callbacks": queue the events' callbacks, send the new
+    incidents' runs on this worker's sender, wake it for the rest.
 
-    A read's events cost one statement whatever their number; the
-    deliveries are idempotent (unique event_id), so a batch delivered again queues nothing twice.
+    A read's events cost one statement whatever their number; the deliveries are idempotent
+    (unique event_id), so a batch delivered again queues nothing twice.
     """
 
     async def handle(events: Sequence[Event], ctx: BatchContext) -> None:
         if not any(is_callback_event(e.type, e.data) for e in events):
             return
-        # Committed before the wake-up; the NOTIFY in the INSERT wakes the other workers.
+        claim = sender is not None and sender.can_take()
+        # Committed before the sending; the NOTIFY in the INSERT wakes the other workers.
         async with ctx.pool.acquire() as conn:
-            if await record_events(conn, events) and sender is not None:
+            queued = await queue_events(conn, events, claim=claim)
+        if sender is not None:
+            for run in queued.runs:
+                sender.send_run(run)
+            if queued.waiting:
                 sender.wake()
 
     return handle

@@ -48,6 +48,7 @@ class Receiver:
         self.events: list[dict[str, Any]] = []
         self.requests: list[Received] = []
         self._fail_next = 0
+        self._fail_numbers: set[int] = set()
         self._fail_status = 503
         self._server: TestServer | None = None
         self._changed = asyncio.Event()
@@ -55,6 +56,11 @@ class Receiver:
     def fail_next(self, count: int, *, status: int = 503) -> None:
         """Answer the next `count` requests with `status` (before looking at them)."""
         self._fail_next = count
+        self._fail_status = status
+
+    def fail_requests(self, *numbers: int, status: int = 503) -> None:
+        """Answer the requests of these numbers (1 the first this receiver gets) with `status`."""
+        self._fail_numbers.update(numbers)
         self._fail_status = status
 
     @property
@@ -101,8 +107,8 @@ class Receiver:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, problem = 204, None
-        if self._fail_next > 0:
-            self._fail_next -= 1
+        if self._fail_next > 0 or len(self.requests) + 1 in self._fail_numbers:
+            self._fail_next = max(self._fail_next - 1, 0)
             status, problem = self._fail_status, "told to fail"
         elif self.secret is None:
             status, problem = 500, "the receiver has no secret"

@@ -1,22 +1,28 @@
-"""The attempt that delivers an incident's event claims the incident's next one in the same
-statement (dispatch.callback_sender.DELIVERED_CLAIM_NEXT): real PostgreSQL, statement by
-statement, as two workers could interleave them."""
+"""An incident's callbacks go out as runs: the statement that queues a new incident's events
+claims them as one run (dispatch.callbacks.QUEUE_DELIVERIES), and the statement that records a
+run delivered claims the incident's next event (dispatch.callback_sender.DELIVERED_CLAIM_NEXT).
+Real PostgreSQL, statement by statement, as two workers could interleave them; then a real
+sender and receiver."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
-from dispatch.callback_sender import CLAIM_DUE, DELIVERED_CLAIM_NEXT, LEASE_S
-from dispatch.callbacks import record_events
+from dispatch.callback_sender import CLAIM_DUE, DELIVERED_CLAIM_NEXT, LEASE_S, CallbackSender
+from dispatch.callbacks import queue_events, record_events
 from rescue import db
 from rescue.bus import Event
 from rescue.centers.service import create_center
 from rescue.ids import new_id
+from rescue.settings import Settings
+from tests.dispatch.receiver import Receiver
+from tests.helpers import wait_until
 
 AT = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 
@@ -31,6 +37,13 @@ async def pool(pg: asyncpg.Connection, schema: str) -> AsyncIterator[asyncpg.Poo
 
 async def queue_incident(conn: asyncpg.Connection, center_id: str, kinds: list[str]) -> list[str]:
     """An incident whose events (one per kind, a millisecond apart) are queued; their ids."""
+    events = await new_incident(conn, center_id, kinds)
+    assert len(await record_events(conn, events)) == len(events)
+    return [e.id for e in events]
+
+
+async def new_incident(conn: asyncpg.Connection, center_id: str, kinds: list[str]) -> list[Event]:
+    """An incident, and its events (one per kind, a millisecond apart), not queued yet."""
     incident_id = new_id("inc")
     await conn.execute(
         """INSERT INTO incidents (id, center_id, external_id, request_hash, lat, lng,
@@ -51,8 +64,7 @@ async def queue_incident(conn: asyncpg.Connection, center_id: str, kinds: list[s
         )
         for n, kind in enumerate(kinds)
     ]
-    assert len(await record_events(conn, events)) == len(events)
-    return [e.id for e in events]
+    return events
 
 
 async def state(conn: asyncpg.Connection, event_id: str) -> tuple[str, int, list[int | None]]:
@@ -67,10 +79,16 @@ async def state(conn: asyncpg.Connection, event_id: str) -> tuple[str, int, list
     return row["state"], row["attempts"], list(row["codes"])
 
 
-async def delivered_claim_next(conn: asyncpg.Connection, claimed: asyncpg.Record) -> asyncpg.Record:
-    """Record a 204 for a claimed delivery, as the sender does; what it claimed next."""
+async def delivered_claim_next(conn: asyncpg.Connection, *claimed: Any) -> asyncpg.Record:
+    """Record a 204 for claimed deliveries (a run), as the sender does; what it claimed next."""
     return await conn.fetchrow(
-        DELIVERED_CLAIM_NEXT, claimed["id"], claimed["attempts"], 204, None, 3, LEASE_S
+        DELIVERED_CLAIM_NEXT,
+        [c["id"] for c in claimed],
+        [c["attempts"] for c in claimed],
+        [204] * len(claimed),
+        [3] * len(claimed),
+        LEASE_S,
+        True,
     )
 
 
@@ -150,3 +168,86 @@ async def test_an_attempt_past_its_lease_marks_and_claims_nothing(
     # Its own attempt row is finished; the delivery stays with attempt 2, the next unclaimed.
     assert await state(conn, first) == ("pending", 2, [204, None])
     assert await state(conn, second) == ("pending", 0, [])
+
+
+async def test_queueing_a_new_incident_claims_its_events_as_one_run(
+    conn: asyncpg.Connection, center_id: str
+) -> None:
+    created, offered, also = await new_incident(
+        conn, center_id, ["incident.created", "offer.created", "offer.created"]
+    )
+    queued = await queue_events(conn, [offered, created, also], claim=True)
+
+    (run,) = queued.runs
+    assert [r["event_id"] for r in run] == [created.id, offered.id, also.id]  # in event order
+    assert {r["attempts"] for r in run} == {1} and all(r["webhook_secret"] for r in run)
+    assert run[0]["payload"]["id"] == created.id
+    assert not queued.waiting  # nothing for the delivery loops: no NOTIFY, no wake-up
+    for event in (created, offered, also):
+        assert await state(conn, event.id) == ("pending", 1, [None])  # in flight
+    assert await conn.fetch(CLAIM_DUE, 10, LEASE_S) == []  # no other worker takes any
+    # The same batch again queues and claims nothing.
+    again = await queue_events(conn, [created, offered, also], claim=True)
+    assert (again.ids, again.runs) == ([], [])
+
+
+async def test_a_later_event_is_left_to_the_delivery_loops(
+    conn: asyncpg.Connection, center_id: str
+) -> None:
+    created, offered, accepted = await new_incident(
+        conn, center_id, ["incident.created", "offer.created", "offer.accepted"]
+    )
+    assert (await queue_events(conn, [created, offered], claim=True)).runs
+    # Its creation was queued before: the acceptance waits behind the run, announced.
+    queued = await queue_events(conn, [accepted], claim=True)
+    assert (len(queued.ids), queued.runs, queued.waiting) == (1, [], True)
+    assert await state(conn, accepted.id) == ("pending", 0, [])
+    # Without claim (no free sender), a new incident's events wait for the loops too.
+    fresh = await new_incident(conn, center_id, ["incident.created", "offer.created"])
+    queued = await queue_events(conn, fresh, claim=False)
+    assert (len(queued.ids), queued.runs, queued.waiting) == (2, [], True)
+    assert [r["event_id"] for r in await conn.fetch(CLAIM_DUE, 10, LEASE_S)] == [fresh[0].id]
+
+
+async def test_a_run_that_fails_midway_is_resumed_in_order(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    receiver = await Receiver().start()
+    sender = CallbackSender(
+        settings.replace(callback_backoff_base_s=0.01, callback_backoff_max_s=0.05)
+    )
+    try:
+        center = await create_center(conn, name="120", callback_url=receiver.url)
+        receiver.secret = center["webhook_secret"]
+        kinds = ["incident.created", "offer.created", "offer.created", "offer.created"]
+        events = await new_incident(conn, str(center["id"]), kinds)
+        receiver.fail_requests(2)  # the run's second event, once
+        await sender.start(pool)
+        (run,) = (await queue_events(conn, events, claim=True)).runs
+        sender.send_run(run)
+
+        received = await receiver.wait_for(4)
+
+        ids = [e.id for e in events]
+        assert [e["id"] for e in received] == ids
+        assert [(r.webhook_id, r.status) for r in receiver.requests] == [
+            (ids[0], 204),
+            (ids[1], 503),
+            (ids[1], 204),
+            (ids[2], 204),
+            (ids[3], 204),
+        ]
+
+        async def settled() -> bool:
+            states = [(await state(conn, i))[0] for i in ids]
+            return states == ["delivered"] * len(ids)
+
+        await wait_until(settled)
+        assert await state(conn, ids[0]) == ("delivered", 1, [204])
+        assert await state(conn, ids[1]) == ("delivered", 2, [503, 204])
+        # The two after the failure were released unattempted, then sent once.
+        assert await state(conn, ids[2]) == ("delivered", 1, [204])
+        assert await state(conn, ids[3]) == ("delivered", 1, [204])
+    finally:
+        await sender.stop()
+        await receiver.close()

@@ -41,8 +41,8 @@ USER_AGENT = "rescue-callbacks/1"
 
 
 # Only the earliest pending delivery of an incident is eligible: events go out in order. The
-# heads are found in one ordered pass over the pending deliveries (DISTINCT ON, on
-# webhook_deliveries_pending_order_idx), and the claim takes the first due ones from an array
+# heads are found in one ordered pass over the pending deliveries (DISTINCT ON, read through
+# webhook_deliveries_due_idx), and the claim takes the first due ones from an array
 # computed once (an InitPlan): linear in the backlog whatever the planner believes. Asked per
 # candidate (NOT EXISTS an earlier pending one), or joined, a planner misled by statistics that
 # lagged a burst (they said one pending row) compared every candidate with every pending

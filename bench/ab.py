@@ -5,9 +5,9 @@ tree, e.g. `git archive HEAD | tar -x -C /tmp/before`, and a worker class) in tu
 round, the order rotating each round, so that the other load on a shared machine falls on all
 variants alike. The incidents of a round are closed before the next, so that their escalation
 does not load the next variant. Each round of a variant starts its gunicorn from its tree and
-measures the alert alone, the alert under `--position-rate` updates/s and one step of position
-updates at `--burst-rate`/s. The medians over the rounds are printed; every round is written
-to `--out`.
+measures the alert alone (and at `--alert-rate`/s), the alert under `--position-rate` updates/s
+(and at `--alert-rate`/s under them) and one step of position updates at `--burst-rate`/s.
+The medians over the rounds are printed; every round is written to `--out`.
 """
 
 from __future__ import annotations
@@ -107,6 +107,13 @@ async def _round(
                 )
             out["alert_under_positions"] = alerts
             out["positions_during_alerts"] = positions
+            if o.alert_rate:
+                await between_phases(o, t, out, "before_alerts_paced_under_positions")
+                with spy("mixed-paced"):
+                    alerts, _ = await alerts_under_positions(
+                        t, points, riders, o, f"ab{n}-{name}", rate=o.alert_rate
+                    )
+                out["alert_paced_under_positions"] = alerts
         if burst:
             await between_phases(o, t, out, "before_position_burst")
             with spy("positions"):
@@ -135,6 +142,9 @@ def _figures(r: dict[str, Any]) -> dict[str, float | None]:
         for pct in ("p50", "p99"):
             f[f"alert under positions {pct} (ms)"] = r["alert_under_positions"][pct]
         f["position p99 during alerts (ms)"] = r["positions_during_alerts"]["p99"]
+    if "alert_paced_under_positions" in r:
+        for pct in ("p50", "p99"):
+            f[f"alert paced under positions {pct} (ms)"] = r["alert_paced_under_positions"][pct]
     if "position_burst" in r:
         f["burst: achieved positions/s"] = r["position_burst"]["achieved_rate"]
         f["burst: position p99 (ms)"] = r["position_burst"]["p99"]

@@ -40,6 +40,8 @@ async def run_alerts(session: aiohttp.ClientSession, spec: dict[str, Any]) -> di
     headers = {**JSON, **spec.get("headers", {})}
     points = spec["points"]
     latencies: list[float] = []
+    # When each alert was sent, seconds into the run (in the order of `latencies`).
+    sent_s: list[float] = []
     statuses: dict[str, int] = {}
     responders: list[int] = []
     aeds: list[int] = []
@@ -61,6 +63,7 @@ async def run_alerts(session: aiohttp.ClientSession, spec: dict[str, Any]) -> di
         except (aiohttp.ClientError, TimeoutError):
             raw, status = b"", -1
         latencies.append((time.perf_counter() - started) * 1000)
+        sent_s.append(started - begun)
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         if status in (200, 201):
             plan = json.loads(raw)
@@ -78,15 +81,16 @@ async def run_alerts(session: aiohttp.ClientSession, spec: dict[str, Any]) -> di
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
         await post(i, at)
 
-    started = time.perf_counter()
+    begun = time.perf_counter()
     rate = spec.get("rate")
     if rate:
-        await asyncio.gather(*(paced(i, started + i / rate) for i in range(len(points))))
+        await asyncio.gather(*(paced(i, begun + i / rate) for i in range(len(points))))
     else:
         await asyncio.gather(*(worker() for _ in range(spec.get("concurrency", 2))))
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - begun
     return {
         "lat_ms": latencies,
+        "sent_s": sent_s,
         "statuses": statuses,
         "errors": sum(n for s, n in statuses.items() if s not in ("200", "201")),
         "elapsed_s": elapsed,

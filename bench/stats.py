@@ -45,12 +45,35 @@ def merge_positions(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def over_time(latencies_ms: list[float], sent_s: list[float], *, parts: int = 10) -> dict[str, Any]:
+    """When the slow requests were sent: the p99 of each tenth of the run (by send time) and the
+    ten slowest as [seconds into the run, ms]. A p99 made by one stretch of the run (say, a
+    burst of work the requests themselves scheduled) shows here, where the summary hides it."""
+    if not latencies_ms:
+        return {"p99_by_tenth": [], "slowest": []}
+    lat = np.asarray(latencies_ms)
+    sent = np.asarray(sent_s)
+    order = np.argsort(sent, kind="stable")
+    tenths = [
+        round(float(np.percentile(lat[chunk], 99, method="inverted_cdf")), 1)
+        for chunk in np.array_split(order, parts)
+        if len(chunk)
+    ]
+    slowest = np.argsort(lat)[::-1][:10]
+    return {
+        "p99_by_tenth": tenths,
+        "slowest": [[round(float(sent[i]), 2), round(float(lat[i]), 1)] for i in slowest],
+    }
+
+
 def alerts_figures(part: dict[str, Any]) -> dict[str, Any]:
-    """An alert run's latency summary, statuses and plan sizes."""
+    """An alert run's latency summary, when its slowest alerts were sent, statuses and plan
+    sizes."""
     responders = part.get("responders") or [0]
     aeds = part.get("aeds") or [0]
     return {
         **summary(part["lat_ms"]),
+        **over_time(part["lat_ms"], part["sent_s"]),
         "errors": part["errors"],
         "statuses": part["statuses"],
         "rate": round(len(part["lat_ms"]) / part["elapsed_s"], 1) if part["elapsed_s"] else None,

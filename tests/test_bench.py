@@ -46,6 +46,10 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert figures["positions_during_alerts"]["count"] > 0
         paced_loaded = figures["alert_paced_under_positions"]
         assert (paced_loaded["count"], paced_loaded["errors"]) == (10, 0)
+        # When the slowest were sent: 10 alerts at 50/s, one every 20 ms (as scheduled).
+        assert len(paced["p99_by_tenth"]) == 10
+        assert sorted(at for at, _ in paced["slowest"]) == [i / 50 for i in range(10)]
+        assert max(ms for _, ms in paced["slowest"]) == round(paced["max"], 1)
         assert figures["positions_during_paced_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
         cost = figures["alert_alone"]["cost_per_alert"]

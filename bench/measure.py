@@ -435,9 +435,16 @@ def service_server(o: Options, log: Path) -> Gunicorn:
 
 async def settle_incidents(database_url: str) -> None:
     """Close the open incidents of the phases before: nobody accepts a bench offer, so each would
-    escalate wave after wave (45 s, then every 120 s) into the next phase's measurement."""
+    escalate wave after wave (45 s, then every 120 s) into the next phase's measurement. Their
+    callbacks still pending are given up: a wave after the last drain queues some, and a run
+    that reuses the data (bench.ab --no-load) would retry them against a receiver long gone,
+    with backoff, for minutes."""
     conn = await asyncpg.connect(database_url)
     try:
+        await conn.execute(
+            "UPDATE webhook_deliveries SET state = 'failed', last_error = 'bench: given up' "
+            "WHERE state = 'pending'"
+        )
         await conn.execute(
             "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
         )

@@ -1,0 +1,26 @@
+"""What the migrations leave in PostgreSQL beyond the tables the other tests use."""
+
+from __future__ import annotations
+
+import asyncpg
+
+QUEUE_TABLES = ("incidents", "offers", "outbox", "webhook_deliveries")
+
+
+async def test_the_work_queues_are_vacuumed_after_a_fixed_share_of_changes(
+    pg: asyncpg.Connection,
+) -> None:
+    rows = await pg.fetch(
+        "SELECT relname, reloptions FROM pg_class "
+        "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND reloptions IS NOT NULL"
+    )
+    options = {r["relname"]: dict(o.split("=", 1) for o in r["reloptions"]) for r in rows}
+    # Exactly the queues: a table that is written once and kept keeps PostgreSQL's defaults.
+    assert sorted(options) == sorted(QUEUE_TABLES)
+    for table in QUEUE_TABLES:
+        assert options[table] == {
+            "autovacuum_vacuum_scale_factor": "0.01",
+            "autovacuum_vacuum_threshold": "1000",
+            "autovacuum_analyze_scale_factor": "0.01",
+            "autovacuum_analyze_threshold": "1000",
+        }, table

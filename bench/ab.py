@@ -39,6 +39,7 @@ from bench.measure import (
     run_load,
     service_server,
     settle_incidents,
+    vacuum,
 )
 from bench.profile import profiled
 from bench.run import _write
@@ -225,6 +226,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
             k = n % len(variants)
             for name, tree, wc in variants[k:] + variants[:k]:
                 await settle_incidents(o.database_url)
+                await vacuum(o.database_url)
                 redis = Redis.from_url(o.redis_url)
                 await data.refresh_seen(redis)
                 await redis.aclose()

@@ -21,6 +21,7 @@ from bench.measure import (
     alert_points,
     alerts_alone,
     alerts_under_positions,
+    autovacuum_on,
     between_phases,
     create_center,
     floor_server,
@@ -230,10 +231,13 @@ async def versions(o: Options) -> tuple[str | None, str | None]:
 async def run(o: Options, argv: list[str]) -> dict[str, Any]:
     """The whole benchmark; returns (and writes) the results."""
     pg, rv = await versions(o)
+    autovacuum = await autovacuum_on(data.with_database(o.database_url, "postgres"))
+    if not autovacuum:
+        _say("PostgreSQL's autovacuum is off on this server: the bench vacuums between phases")
     results: dict[str, Any] = {
         "command": "python -m bench " + " ".join(argv),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": stats.machine(pg, rv),
+        "machine": {**stats.machine(pg, rv), "postgresql_autovacuum": autovacuum},
         "options": {
             "workers": o.workers, "worker_class": o.worker_class, "scale": o.scale,
             "alerts": o.alerts,

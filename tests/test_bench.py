@@ -33,6 +33,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     results = json.loads(out.read_text(encoding="utf-8"))
     assert {"command", "machine", "options", "scales", "table"} <= results.keys()
     assert results["machine"]["nproc"] >= 1
+    assert isinstance(results["machine"]["postgresql_autovacuum"], bool)
     scale = results["scales"]["tiny"]
     assert scale["loaded"]["aeds"] == 50
     assert scale["loaded"]["volunteers_on_duty"] == 500

@@ -119,10 +119,30 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 
 
 async def migrate_dsn(dsn: str) -> list[str]:
-    """Create the database if missing and bring its schema up to date."""
+    """Create the database if missing and bring its schema up to date (and say if the server's
+    autovacuum is off)."""
     await ensure_database(dsn)
     conn = await asyncpg.connect(dsn)
     try:
-        return await migrate(conn)
+        applied = await migrate(conn)
+        await warn_without_autovacuum(conn)
+        return applied
     finally:
         await conn.close()
+
+
+async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
+    """Log a warning if the server's autovacuum is off; whether it is.
+
+    The service's work queues (pending callbacks, unpublished events, open offers, incidents due
+    to escalate) are found through small partial indexes that every update leaves a dead entry
+    in; migration 009 has autovacuum clear them after 1 % of changes. Without autovacuum they
+    only grow, and every claim slows down with them (BENCHMARKS.md, session 7).
+    """
+    if await conn.fetchval("SELECT current_setting('autovacuum')::boolean"):
+        return False
+    logger.warning(
+        "PostgreSQL's autovacuum is off: the service's queue tables will bloat and its claims "
+        "slow down; turn autovacuum on, or VACUUM (ANALYZE) the database often"
+    )
+    return True

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
+import pytest
+
+from rescue import db
 
 QUEUE_TABLES = ("incidents", "offers", "outbox", "webhook_deliveries")
 
@@ -24,3 +29,14 @@ async def test_the_work_queues_are_vacuumed_after_a_fixed_share_of_changes(
             "autovacuum_analyze_scale_factor": "0.01",
             "autovacuum_analyze_threshold": "1000",
         }, table
+
+
+async def test_a_server_without_autovacuum_is_reported(
+    pg: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # autovacuum is a server-wide setting: whichever way this server has it, the report follows.
+    off = not await pg.fetchval("SELECT current_setting('autovacuum')::boolean")
+    with caplog.at_level(logging.WARNING, logger="rescue.db"):
+        assert await db.warn_without_autovacuum(pg) is off
+    warned = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
+    assert len(warned) == (1 if off else 0)

@@ -1,7 +1,10 @@
-"""The bench's summaries: when the slow requests of a run were sent."""
+"""The bench's summaries: when the slow requests of a run were sent; the statement census."""
 
 from __future__ import annotations
 
+import pytest
+
+from bench.census import census, report
 from bench.stats import over_time
 
 
@@ -21,3 +24,25 @@ def test_over_time_of_a_short_run() -> None:
     assert figures["p99_by_tenth"] == [3.0, 1.0, 2.0]
     assert figures["slowest"] == [[0.0, 3.0], [1.0, 2.0], [0.5, 1.0]]
     assert over_time([], []) == {"p99_by_tenth": [], "slowest": []}
+
+
+def test_the_census_sums_each_statement_by_kind_for_its_database() -> None:
+    at = "2026-12-05 09:21:00.001 UTC"
+    bench, other = f"{at} [101] postgres@rescue_bench LOG:  ", f"{at} [102] postgres@rescue LOG:  "
+    statement = "WITH due AS (\n\t    SELECT id FROM t\n\t)\n\tTABLE due\n"
+    log = (
+        f"{bench}duration: 0.040 ms  bind <unnamed>: SELECT 1\n"
+        f"{bench}duration: 1.500 ms  execute <unnamed>: {statement}"
+        f"{other}duration: 9.000 ms  execute <unnamed>: {statement}"
+        f"{bench}duration: 0.500 ms  execute s1: WITH due AS ( SELECT id FROM t ) TABLE due\n"
+        f"{bench}duration: 0.250 ms  statement: COMMIT;\n"
+        f"{bench}checkpoint starting: time\n"
+        f"{bench}duration: 0.010 ms  bind <unnamed>: SELECT 1\n"
+    )
+    found = census(log.splitlines(keepends=True), "rescue_bench")
+    assert found == {
+        ("bind", "SELECT 1"): (2, pytest.approx(0.05)),
+        ("execute", "WITH due AS ( SELECT id FROM t ) TABLE due"): (2, 2.0),
+        ("statement", "COMMIT;"): (1, 0.25),
+    }
+    assert report(found, 1).splitlines()[0] == "total 2 ms over 5 statements"

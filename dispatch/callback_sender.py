@@ -7,8 +7,13 @@ the statement that queues them claims them as one run for the worker that queued
 (dispatch.callbacks). A run is POSTed event after event; one statement then records the whole
 run as delivered and claims the incident's next event, if one is due, as the next run. So the
 alert's callbacks cost two statements, where a claim per event by the delivery loop would take
-its own round trips and wake-ups. A run stops at its first failure: that event is retried with
-backoff, and the run's unsent events are released unattempted.
+its own round trips and wake-ups. The delivery loop claims runs too: each due head with the
+events queued behind it (an escalation wave's, a backlog's). A run stops at its first failure:
+that event is retried with backoff, and the run's unsent events are released unattempted.
+
+Order is the order of what is queued when a run is claimed: an event queued late (its batch
+read after a later event's) that sorts before events already claimed goes out after them, as
+it would after events already delivered.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import aiohttp
@@ -37,6 +44,8 @@ REQUEST_TIMEOUT_S = 5.0
 LEASE_S = 30.0
 POLL_S = 5.0
 CONCURRENCY = 16
+# The most events of one incident the delivery loop claims as one run.
+RUN_MAX = 20
 USER_AGENT = "rescue-callbacks/1"
 
 
@@ -55,9 +64,13 @@ WHERE state = 'pending'
 ORDER BY incident_id, event_at, stage, seq
 """
 
+# Each due head comes with the events queued behind it, as one run (up to $3 more, in order,
+# up to the first one not due): a wave's or a backlog's events then cost the loop one claim
+# and one record, not one of each per event. Nobody else holds the followers of a due head
+# (an incident in flight has its head in flight, not due), so they are locked, not skipped.
 CLAIM_DUE = f"""
 WITH due AS (
-    SELECT d.id FROM webhook_deliveries d
+    SELECT d.id, d.incident_id, d.event_at, d.stage, d.seq FROM webhook_deliveries d
     WHERE d.id = ANY (ARRAY(
             SELECT h.id FROM ({_HEADS}) h
             WHERE h.next_attempt_at <= now()
@@ -66,17 +79,34 @@ WITH due AS (
       AND d.state = 'pending' AND d.next_attempt_at <= now()
     ORDER BY d.next_attempt_at, d.seq
     FOR UPDATE SKIP LOCKED
+), followers AS (
+    SELECT f.id FROM (
+        SELECT b.id, bool_and(b.next_attempt_at <= now())
+                         OVER (PARTITION BY due.id ORDER BY b.event_at, b.stage, b.seq) AS ready
+        FROM due CROSS JOIN LATERAL (
+            SELECT w.id, w.next_attempt_at, w.event_at, w.stage, w.seq
+            FROM webhook_deliveries w
+            WHERE w.incident_id = due.incident_id AND w.state = 'pending'
+              AND (w.event_at, w.stage, w.seq) > (due.event_at, due.stage, due.seq)
+            ORDER BY w.event_at, w.stage, w.seq
+            LIMIT $3
+            FOR UPDATE
+        ) b
+    ) f
+    WHERE f.ready
 ), claimed AS (
     UPDATE webhook_deliveries w
     SET attempts = w.attempts + 1, last_attempt_at = now(),
         next_attempt_at = now() + make_interval(secs => $2)
-    FROM due WHERE w.id = due.id
-    RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
+    WHERE w.id IN (SELECT id FROM due UNION ALL SELECT id FROM followers)
+    RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts,
+              w.event_at, w.stage, w.seq
 ), logged AS (
     INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
 )
 SELECT claimed.*, c.webhook_secret
 FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
+ORDER BY claimed.incident_id, claimed.event_at, claimed.stage, claimed.seq
 """
 
 NEXT_DUE_IN = f"""
@@ -243,10 +273,11 @@ class CallbackSender:
                 # With every slot busy, a finishing attempt wakes the loop.
                 if free > 0:
                     async with self._pool.acquire() as conn:
-                        rows = await conn.fetch(CLAIM_DUE, free, LEASE_S)
-                        for row in rows:
-                            self._spawn([row])
-                        if rows and len(rows) == free:
+                        rows = await conn.fetch(CLAIM_DUE, free, LEASE_S, RUN_MAX - 1)
+                        runs = [list(run) for _, run in groupby(rows, itemgetter("incident_id"))]
+                        for run in runs:
+                            self._spawn(run)
+                        if runs and len(runs) == free:
                             continue
                         due_in = await conn.fetchval(NEXT_DUE_IN)
                     if due_in is not None:

@@ -14,7 +14,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from dispatch.callback_sender import CLAIM_DUE, DELIVERED_CLAIM_NEXT, LEASE_S, CallbackSender
+from dispatch.callback_sender import (
+    CLAIM_DUE,
+    DELIVERED_CLAIM_NEXT,
+    LEASE_S,
+    RUN_MAX,
+    CallbackSender,
+)
 from dispatch.callbacks import queue_events, record_events
 from rescue import db
 from rescue.bus import Event
@@ -92,6 +98,11 @@ async def delivered_claim_next(conn: asyncpg.Connection, *claimed: Any) -> async
     )
 
 
+async def claim_due(conn: asyncpg.Connection, heads: int = 10) -> list[asyncpg.Record]:
+    """The delivery loop's claim: up to `heads` due incidents, each with its run."""
+    return list(await conn.fetch(CLAIM_DUE, heads, LEASE_S, RUN_MAX - 1))
+
+
 @pytest.fixture
 async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     async with pool.acquire() as connection:
@@ -108,12 +119,15 @@ async def test_a_delivered_event_claims_its_incidents_next_one(
     conn: asyncpg.Connection, center_id: str
 ) -> None:
     kinds = ["incident.created", "offer.created", "offer.created"]
-    first, second, third = await queue_incident(conn, center_id, kinds)
+    created, *rest = await new_incident(conn, center_id, kinds)
+    (run,) = (await queue_events(conn, [created], claim=True)).runs
+    await record_events(conn, rest)
+    first, second, third = created.id, rest[0].id, rest[1].id
     (other,) = await queue_incident(conn, center_id, ["incident.created"])
-    heads = {r["event_id"]: r for r in await conn.fetch(CLAIM_DUE, 10, LEASE_S)}
-    assert heads.keys() == {first, other}  # each incident's head only
+    # The first incident's head is in flight: the loop takes only the other's.
+    assert [r["event_id"] for r in await claim_due(conn)] == [other]
 
-    claimed = await delivered_claim_next(conn, heads[first])
+    claimed = await delivered_claim_next(conn, *run)
 
     assert claimed["event_id"] == second and claimed["attempts"] == 1
     assert claimed["webhook_secret"] and claimed["url"] == "http://127.0.0.1:9/callbacks"
@@ -126,8 +140,8 @@ async def test_a_delivered_event_claims_its_incidents_next_one(
     assert await delivered_claim_next(conn, last) is None
     assert await state(conn, third) == ("delivered", 1, [204])
     assert await state(conn, other) == ("pending", 1, [None])
-    # Nothing left due for the delivery loop but the other incident's head, in flight.
-    assert await conn.fetch(CLAIM_DUE, 10, LEASE_S) == []
+    # Nothing left due for the delivery loop: the other incident's head is in flight.
+    assert await claim_due(conn) == []
 
 
 async def test_the_next_event_is_not_claimed_before_it_is_due(
@@ -136,13 +150,15 @@ async def test_the_next_event_is_not_claimed_before_it_is_due(
     first, second, third = await queue_incident(
         conn, center_id, ["incident.created", "offer.created", "offer.created"]
     )
-    (head,) = await conn.fetch(CLAIM_DUE, 10, LEASE_S)
-    # The second waits for a retry (as after a failed attempt): the third must not jump it.
+    # The second waits for a retry (as after a failed attempt): the third must not jump it,
+    # neither in the loop's run nor claimed after the first.
     await conn.execute(
         "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 minute' "
         "WHERE event_id = $1",
         second,
     )
+    (head,) = await claim_due(conn)
+    assert head["event_id"] == first
 
     assert await delivered_claim_next(conn, head) is None
     assert await state(conn, first) == ("delivered", 1, [204])
@@ -153,21 +169,24 @@ async def test_the_next_event_is_not_claimed_before_it_is_due(
 async def test_an_attempt_past_its_lease_marks_and_claims_nothing(
     conn: asyncpg.Connection, center_id: str
 ) -> None:
-    first, second = await queue_incident(conn, center_id, ["incident.created", "offer.created"])
-    (head,) = await conn.fetch(CLAIM_DUE, 10, LEASE_S)
-    # Its lease ran out and another worker claimed the event again (attempt 2).
+    created, offered = await new_incident(conn, center_id, ["incident.created", "offer.created"])
+    ((head,),) = (await queue_events(conn, [created], claim=True)).runs
+    await record_events(conn, [offered])
+    first, second = created.id, offered.id
+    # Its lease ran out and another worker claimed the event again (attempt 2), with the one
+    # queued behind it.
     await conn.execute(
         "UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' "
         "WHERE event_id = $1",
         first,
     )
-    (again,) = await conn.fetch(CLAIM_DUE, 10, LEASE_S)
-    assert (again["event_id"], again["attempts"]) == (first, 2)
+    again = await claim_due(conn)
+    assert [(r["event_id"], r["attempts"]) for r in again] == [(first, 2), (second, 1)]
 
     assert await delivered_claim_next(conn, head) is None  # the first attempt finishes late
-    # Its own attempt row is finished; the delivery stays with attempt 2, the next unclaimed.
+    # Its own attempt row is finished; the delivery stays with attempt 2, the next in flight.
     assert await state(conn, first) == ("pending", 2, [204, None])
-    assert await state(conn, second) == ("pending", 0, [])
+    assert await state(conn, second) == ("pending", 1, [None])
 
 
 async def test_queueing_a_new_incident_claims_its_events_as_one_run(
@@ -185,7 +204,7 @@ async def test_queueing_a_new_incident_claims_its_events_as_one_run(
     assert not queued.waiting  # nothing for the delivery loops: no NOTIFY, no wake-up
     for event in (created, offered, also):
         assert await state(conn, event.id) == ("pending", 1, [None])  # in flight
-    assert await conn.fetch(CLAIM_DUE, 10, LEASE_S) == []  # no other worker takes any
+    assert await claim_due(conn) == []  # no other worker takes any
     # The same batch again queues and claims nothing.
     again = await queue_events(conn, [created, offered, also], claim=True)
     assert (again.ids, again.runs) == ([], [])
@@ -206,7 +225,8 @@ async def test_a_later_event_is_left_to_the_delivery_loops(
     fresh = await new_incident(conn, center_id, ["incident.created", "offer.created"])
     queued = await queue_events(conn, fresh, claim=False)
     assert (len(queued.ids), queued.runs, queued.waiting) == (2, [], True)
-    assert [r["event_id"] for r in await conn.fetch(CLAIM_DUE, 10, LEASE_S)] == [fresh[0].id]
+    # The loop claims them as one run; the acceptance still waits behind the first run.
+    assert [r["event_id"] for r in await claim_due(conn)] == [fresh[0].id, fresh[1].id]
 
 
 async def test_a_run_that_fails_midway_is_resumed_in_order(
@@ -247,6 +267,88 @@ async def test_a_run_that_fails_midway_is_resumed_in_order(
         assert await state(conn, ids[1]) == ("delivered", 2, [503, 204])
         # The two after the failure were released unattempted, then sent once.
         assert await state(conn, ids[2]) == ("delivered", 1, [204])
+        assert await state(conn, ids[3]) == ("delivered", 1, [204])
+    finally:
+        await sender.stop()
+        await receiver.close()
+
+
+async def test_the_delivery_loop_claims_each_due_head_with_the_events_behind_it(
+    conn: asyncpg.Connection, center_id: str
+) -> None:
+    # A wave's events (queued unclaimed, as an escalation's are), a long backlog, and an
+    # incident whose second event waits for a retry.
+    wave = await queue_incident(conn, center_id, ["incident.escalated", *["offer.created"] * 3])
+    backlog = await queue_incident(conn, center_id, ["offer.expired"] * (RUN_MAX + 2))
+    stuck = await queue_incident(conn, center_id, ["offer.expired"] * 3)
+    await conn.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 minute' "
+        "WHERE event_id = $1",
+        stuck[1],
+    )
+
+    claimed = await claim_due(conn)
+
+    runs: dict[str, list[str]] = {}
+    for row in claimed:
+        runs.setdefault(row["incident_id"], []).append(row["event_id"])
+        assert row["attempts"] == 1 and row["webhook_secret"]
+    # Each incident's run in event order, at most RUN_MAX, up to the first event not due.
+    assert sorted(runs.values()) == sorted([wave, backlog[:RUN_MAX], stuck[:1]])
+    assert [r["event_id"] for r in claimed if r["event_id"] in wave] == wave
+    for event_id in [*wave, *backlog[:RUN_MAX], stuck[0]]:
+        assert await state(conn, event_id) == ("pending", 1, [None])
+    for event_id in [*backlog[RUN_MAX:], *stuck[1:]]:
+        assert await state(conn, event_id) == ("pending", 0, [])
+    # Another worker's loop finds nothing: every head is in flight.
+    assert await claim_due(conn) == []
+
+
+async def test_the_delivery_loop_claims_as_many_incidents_as_it_has_slots(
+    conn: asyncpg.Connection, center_id: str
+) -> None:
+    first = await queue_incident(conn, center_id, ["incident.created", "offer.created"])
+    second = await queue_incident(conn, center_id, ["incident.created", "offer.created"])
+
+    one = [r["event_id"] for r in await claim_due(conn, heads=1)]
+    other = [r["event_id"] for r in await claim_due(conn, heads=1)]
+
+    assert sorted([one, other]) == sorted([first, second])
+
+
+async def test_the_loop_sends_a_wave_as_one_run_in_order_and_resumes_it_after_a_failure(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    receiver = await Receiver().start()
+    sender = CallbackSender(
+        settings.replace(callback_backoff_base_s=0.01, callback_backoff_max_s=0.05)
+    )
+    try:
+        center = await create_center(conn, name="120", callback_url=receiver.url)
+        receiver.secret = center["webhook_secret"]
+        kinds = ["incident.escalated", "offer.created", "offer.created", "offer.created"]
+        events = await new_incident(conn, str(center["id"]), kinds)
+        await record_events(conn, events)  # unclaimed, for the delivery loop
+        receiver.fail_requests(2)
+        await sender.start(pool)
+
+        received = await receiver.wait_for(4)
+
+        ids = [e.id for e in events]
+        assert [e["id"] for e in received] == ids
+        assert [(r.webhook_id, r.status) for r in receiver.requests] == [
+            (ids[0], 204),
+            (ids[1], 503),
+            (ids[1], 204),
+            (ids[2], 204),
+            (ids[3], 204),
+        ]
+
+        async def settled() -> bool:
+            return [(await state(conn, i))[0] for i in ids] == ["delivered"] * len(ids)
+
+        await wait_until(settled)
+        assert await state(conn, ids[1]) == ("delivered", 2, [503, 204])
         assert await state(conn, ids[3]) == ("delivered", 1, [204])
     finally:
         await sender.stop()

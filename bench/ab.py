@@ -139,6 +139,8 @@ def _figures(r: dict[str, Any]) -> dict[str, float | None]:
     if "alert_paced" in r:
         for pct in ("p50", "p95", "p99"):
             f[f"alert paced {pct} (ms)"] = r["alert_paced"][pct]
+        for key, value in r["alert_paced"].get("cost_per_alert", {}).items():
+            f[f"alert paced: {key} per alert"] = value
     if "alert_under_positions" in r:
         for pct in ("p50", "p99"):
             f[f"alert under positions {pct} (ms)"] = r["alert_under_positions"][pct]

@@ -36,11 +36,13 @@ CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
 # incident gives its center and URL (the alert's own, else its center's) and, where the event
 # has none, its external id; an event of no URL is skipped, of an unknown incident returned.
 #
-# When $8, an incident whose creation this statement queues has its events of the batch queued
-# claimed ($9 the lease), as CLAIM_DUE would claim them, and returned as one run for the caller
-# to send: nothing can be queued before an incident's creation, and only the statement that
-# inserts the creation's delivery (its event id is unique) claims the incident's run. What is
-# queued unclaimed is announced (NOTIFY) to every worker's delivery loop.
+# When $8 (the caller's sender has a free slot), an incident whose creation this statement
+# queues has its events of the batch queued claimed ($9 the lease), as CLAIM_DUE would claim
+# them, and returned as one run for the caller to send: nothing can be queued before an
+# incident's creation, and only the statement that inserts the creation's delivery (its event
+# id is unique) claims the incident's run. What is queued unclaimed is left to the caller's own
+# delivery loop when $8 (it wakes it), else announced (NOTIFY) to every worker's: a NOTIFY
+# wakes every loop, and all but one claim nothing (two statements each).
 _INSERT = """
 INSERT INTO webhook_deliveries
     (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload,
@@ -91,8 +93,9 @@ WITH batch AS (
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM inserted) AS ids,
        (SELECT coalesce(array_agg(b.event_id ORDER BY b.ord), '{{}}') FROM batch b
         WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = b.incident_id)) AS unknown,
-       (SELECT count(*) > 0 FROM (SELECT pg_notify('{CHANNEL}', '')
-                                  FROM inserted WHERE attempts = 0 LIMIT 1) AS n) AS waiting,
+       EXISTS (SELECT 1 FROM inserted WHERE attempts = 0) AS waiting,
+       (SELECT count(*) FROM (SELECT pg_notify('{CHANNEL}', '')
+                              FROM inserted WHERE attempts = 0 AND NOT $8 LIMIT 1) AS n) AS told,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', i.id, 'event_id', i.event_id, 'incident_id', i.incident_id,
                    'url', i.url, 'payload', i.payload, 'attempts', i.attempts,
@@ -219,8 +222,10 @@ def make_handler(sender: CallbackSender | None) -> BatchHandler:
     async def handle(events: Sequence[Event], ctx: BatchContext) -> None:
         if not any(is_callback_event(e.type, e.data) for e in events):
             return
+        # With a free slot here, this worker sends what it queues: the new incidents' runs at
+        # once, the rest through its own loop; else the statement's NOTIFY wakes every worker's.
         claim = sender is not None and sender.can_take()
-        # Committed before the sending; the NOTIFY in the INSERT wakes the other workers.
+        # Committed before the sending.
         async with ctx.pool.acquire() as conn:
             queued = await queue_events(conn, events, claim=claim)
         if sender is not None:

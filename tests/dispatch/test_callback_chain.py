@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from dispatch.callback_sender import (
+    CHANNEL,
     CLAIM_DUE,
     DELIVERED_CLAIM_NEXT,
     LEASE_S,
@@ -353,3 +354,28 @@ async def test_the_loop_sends_a_wave_as_one_run_in_order_and_resumes_it_after_a_
     finally:
         await sender.stop()
         await receiver.close()
+
+
+async def test_what_a_worker_can_send_itself_is_not_announced_to_the_others(
+    conn: asyncpg.Connection, center_id: str, schema: str
+) -> None:
+    heard: list[str] = []
+    listener = await asyncpg.connect(schema)
+    await listener.add_listener(CHANNEL, lambda *args: heard.append(args[3]))
+    try:
+        created, offered, accepted = await new_incident(
+            conn, center_id, ["incident.created", "offer.created", "offer.accepted"]
+        )
+        await queue_events(conn, [created, offered], claim=True)
+        # A later event, queued by a worker with a free slot: waiting for its own loop only.
+        queued = await queue_events(conn, [accepted], claim=True)
+        assert queued.waiting and not queued.runs
+        # A worker with no free slot announces what it queued to every worker's loop.
+        (other,) = await new_incident(conn, center_id, ["incident.created"])
+        assert (await queue_events(conn, [other], claim=False)).waiting
+
+        await wait_until(lambda: bool(heard))
+        await listener.execute("SELECT 1")  # a round trip: any earlier notification is in
+        assert heard == [""]
+    finally:
+        await listener.close()

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dispatch import callback_sender
 from dispatch.callback_sender import (
     CHANNEL,
     CLAIM_DUE,
@@ -231,12 +232,19 @@ async def test_a_later_event_is_left_to_the_delivery_loops(
 
 
 async def deliver_with_the_second_failing(
-    pool: asyncpg.Pool, conn: asyncpg.Connection, settings: Settings, first_kind: str, send: Any
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    first_kind: str,
+    send: Any,
 ) -> None:
     """Four events of an incident through a real sender to a real receiver that fails the
     second request once; `send(sender, conn, events)` hands them over. They must arrive in
     order: the first, the second failed, then the second, third and fourth; every attempt
-    recorded, the two after the failure sent once."""
+    recorded, the two after the failure sent once. The loop's poll is set to a minute: the
+    retry is due within 50 ms, and only the failed run's wake-up brings the loop to it."""
+    monkeypatch.setattr(callback_sender, "POLL_S", 60.0)
     receiver = await Receiver().start()
     sender = CallbackSender(
         settings.replace(callback_backoff_base_s=0.01, callback_backoff_max_s=0.05)
@@ -278,24 +286,34 @@ async def deliver_with_the_second_failing(
 
 
 async def test_a_run_that_fails_midway_is_resumed_in_order(
-    pool: asyncpg.Pool, conn: asyncpg.Connection, settings: Settings
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def send(sender: CallbackSender, conn: asyncpg.Connection, events: list[Event]) -> None:
         (run,) = (await queue_events(conn, events, claim=True)).runs  # a new incident's run
         sender.send_run(run)
 
-    await deliver_with_the_second_failing(pool, conn, settings, "incident.created", send)
+    await deliver_with_the_second_failing(
+        pool, conn, settings, monkeypatch, "incident.created", send
+    )
 
 
 async def test_the_loop_sends_a_wave_as_one_run_in_order_and_resumes_it_after_a_failure(
-    pool: asyncpg.Pool, conn: asyncpg.Connection, settings: Settings
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def send(sender: CallbackSender, conn: asyncpg.Connection, events: list[Event]) -> None:
         # Queued unclaimed, as a wave's are: the delivery loop's to claim.
         assert len(await record_events(conn, events)) == len(events)
         sender.wake()
 
-    await deliver_with_the_second_failing(pool, conn, settings, "incident.escalated", send)
+    await deliver_with_the_second_failing(
+        pool, conn, settings, monkeypatch, "incident.escalated", send
+    )
 
 
 async def test_the_delivery_loop_claims_each_due_head_with_the_events_behind_it(

@@ -27,6 +27,7 @@ from bench.server import (
     machine_busy_seconds,
     processes_cpu_seconds,
 )
+from rescue import db
 from rescue.area import load_service_area
 from rescue.bus import STREAM
 from volunteers.constants import META
@@ -325,15 +326,6 @@ async def between_phases(o: Options, t: Target, figures: dict[str, Any], key: st
     await vacuum(o.database_url)
 
 
-async def autovacuum_on(database_url: str) -> bool:
-    """Whether the PostgreSQL server runs autovacuum."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        return bool(await conn.fetchval("SELECT current_setting('autovacuum')::boolean"))
-    finally:
-        await conn.close()
-
-
 async def vacuum(database_url: str) -> bool:
     """On a server whose autovacuum is off (a CI machine's may be), VACUUM (ANALYZE) the bench's
     database between phases, as autovacuum would have by then under the service's settings
@@ -345,10 +337,10 @@ async def vacuum(database_url: str) -> bool:
     paid the most. The vacuum's own cost falls between phases, where autovacuum would spend
     it at any time: a few hundred milliseconds of CPU per phase of 1,000 alerts.
     """
-    if await autovacuum_on(database_url):
-        return False
     conn = await asyncpg.connect(database_url)
     try:
+        if await db.autovacuum_on(conn):
+            return False
         await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()

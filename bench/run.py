@@ -21,7 +21,6 @@ from bench.measure import (
     alert_points,
     alerts_alone,
     alerts_under_positions,
-    autovacuum_on,
     between_phases,
     create_center,
     floor_server,
@@ -33,6 +32,7 @@ from bench.measure import (
     service_server,
     ws_latency,
 )
+from rescue import db
 from rescue.area import load_service_area
 
 
@@ -231,7 +231,11 @@ async def versions(o: Options) -> tuple[str | None, str | None]:
 async def run(o: Options, argv: list[str]) -> dict[str, Any]:
     """The whole benchmark; returns (and writes) the results."""
     pg, rv = await versions(o)
-    autovacuum = await autovacuum_on(data.with_database(o.database_url, "postgres"))
+    conn = await asyncpg.connect(data.with_database(o.database_url, "postgres"))
+    try:
+        autovacuum = await db.autovacuum_on(conn)
+    finally:
+        await conn.close()
     if not autovacuum:
         _say("PostgreSQL's autovacuum is off on this server: the bench vacuums between phases")
     results: dict[str, Any] = {

@@ -131,6 +131,11 @@ async def migrate_dsn(dsn: str) -> list[str]:
         await conn.close()
 
 
+async def autovacuum_on(conn: asyncpg.Connection) -> bool:
+    """Whether the PostgreSQL server runs autovacuum."""
+    return bool(await conn.fetchval("SELECT current_setting('autovacuum')::boolean"))
+
+
 async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
     """Log a warning if the server's autovacuum is off; whether it is.
 
@@ -139,7 +144,7 @@ async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
     in; migration 009 has autovacuum clear them after 1 % of changes. Without autovacuum they
     only grow, and every claim slows down with them (BENCHMARKS.md, session 7).
     """
-    if await conn.fetchval("SELECT current_setting('autovacuum')::boolean"):
+    if await autovacuum_on(conn):
         return False
     logger.warning(
         "PostgreSQL's autovacuum is off: the service's queue tables will bloat and its claims "

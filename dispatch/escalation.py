@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -26,7 +27,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from dispatch import queries
-from dispatch.events import Entry, IncidentRef, add_entries, emit_all
+from dispatch.events import Entry, IncidentRef, add_entries, emit_all, entry_data, incident_events
 from dispatch.models import (
     INCIDENT_ESCALATED,
     OFFER_CREATED,
@@ -35,19 +36,24 @@ from dispatch.models import (
     TIMELINE_TYPES,
     DispatchConfig,
     OfferState,
+    Plan,
     PlanInput,
     Role,
 )
 from dispatch.service import (
+    ATTEMPTS,
     find_candidates,
     local_time,
     offer_created_data,
     offer_rows,
     offer_summaries,
+    unknown_candidates,
 )
 from geo import AedIndex
+from rescue.bus import Bus
+from rescue.bus.outbox import OutboxRows, outbox_rows
 from rescue.ids import new_id
-from rescue.typedefs import aed_index_key, background_key, db_key, redis_key
+from rescue.typedefs import aed_index_key, background_key, bus_key, db_key, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +97,13 @@ async def escalate(
     aeds: AedIndex,
     config: DispatchConfig,
     incident: asyncpg.Record,
+    bus: Bus | None = None,
 ) -> int | None:
-    """Run the next wave of a claimed incident if a role is short; the new wave, or None."""
+    """Run the next wave of a claimed incident if a role is short; the new wave, or None.
+
+    With a running `bus`, the wave's events are published by this worker as soon as they are
+    committed, as an alert's are (no relay has to be woken and claim them first).
+    """
     async with pool.acquire() as conn:
         offers = list(await conn.fetch(queries.INCIDENT_OFFER_STATE, incident["id"]))
     short = short_roles(offers, config)
@@ -123,73 +134,125 @@ async def escalate(
         if o["aed_id"]
         and (o["state"] == OfferState.ACCEPTED or (o["state"] == "open" and o["live"]))
     )
-    plan = config.strategy(
-        PlanInput(
-            lat=lat,
-            lng=lng,
-            budget_s=budget,
-            candidates=search.candidates,
-            aeds=aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local),
-            model=config.model,
-            offers_aed=config.offers_aed if Role.AED in short else 0,
-            offers_cpr=config.offers_cpr if Role.CPR in short else 0,
-            exclude=offered,
-            busy_aeds=busy,
-        )
+    inp = PlanInput(
+        lat=lat,
+        lng=lng,
+        budget_s=budget,
+        candidates=search.candidates,
+        aeds=aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local),
+        model=config.model,
+        offers_aed=config.offers_aed if Role.AED in short else 0,
+        offers_cpr=config.offers_cpr if Role.CPR in short else 0,
+        exclude=offered,
+        busy_aeds=busy,
     )
-    rows = offer_rows(plan.responders, [new_id("off") for _ in plan.responders])
     ref = IncidentRef.of(incident)
-    async with pool.acquire() as conn, conn.transaction():
-        wave = await conn.fetchval(
-            queries.ADVANCE_WAVE,
-            incident["id"],
-            incident["wave"],
-            budget,
-            config.max_time_budget_s,
-            config.escalation_window_s,
-        )
-        if wave is None:
-            return None  # ended meanwhile, or another worker ran this wave
-        inserted = {
-            r["id"]
-            for r in await conn.fetch(
-                queries.INSERT_WAVE_OFFERS, incident["id"], wave, config.offer_ttl_s, rows, now
+    lease = bus.claim_lease if bus is not None and bus.publishing else None
+    async with pool.acquire() as conn:
+        for _ in range(ATTEMPTS):
+            wave = _draft_wave(
+                incident=incident,
+                ref=ref,
+                plan=config.strategy(inp),
+                short=short,
+                budget=budget,
+                now=now,
+                config=config,
             )
-        }
-        sent = [r for r in rows if r["id"] in inserted]
-        summaries = offer_summaries(sent, wave)
-        offered = offer_created_data(
-            summaries, sent, expires_at=now + dt.timedelta(seconds=config.offer_ttl_s)
-        )
-        escalated = {"wave": wave, "budget_s": budget, "offers": len(summaries)}
-        entries = [
-            Entry(
-                TIMELINE_TYPES[INCIDENT_ESCALATED],
-                SYSTEM_ACTOR,
-                {**escalated, "short": {str(role): n for role, n in short.items()}},
-            )
-        ]
-        if summaries:
-            entries.append(Entry("offers_sent", SYSTEM_ACTOR, {"wave": wave, "offers": summaries}))
-        await add_entries(conn, ref, entries, at=now)
-        await emit_all(
-            conn,
-            ref,
-            [(INCIDENT_ESCALATED, escalated), *((OFFER_CREATED, d) for d in offered)],
-            at=now,
-        )
-    logger.info("incident %s: wave %d at %d s, %d offers", ref.id, wave, budget, len(summaries))
-    return int(wave)
+            row = await conn.fetchrow(queries.ESCALATE_WAVE, *wave.params, lease)
+            if row["wave"] is not None:
+                if bus is not None and lease is not None:
+                    bus.publish_committed(wave.outbox, row["outbox_ids"] or [])
+                logger.info(
+                    "incident %s: wave %d at %d s, %d offers",
+                    ref.id,
+                    row["wave"],
+                    budget,
+                    wave.offers,
+                )
+                return int(row["wave"])
+            if len(row["known_ids"]) == len(wave.volunteer_ids):
+                return None  # ended meanwhile, or another worker ran this wave
+            inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
+    raise RuntimeError(f"incident {ref.id}: offered volunteers keep disappearing")
 
 
-async def tick(*, pool: asyncpg.Pool, redis: Redis, aeds: AedIndex, config: DispatchConfig) -> int:
+@dataclass(frozen=True, slots=True)
+class _Wave:
+    """A planned wave, rendered: the ESCALATE_WAVE parameters."""
+
+    offers: int
+    volunteer_ids: list[str]
+    params: tuple[Any, ...]  # all but the lease ($16)
+    outbox: OutboxRows  # the events as params $11-$15 hold them (published after the commit)
+
+
+def _draft_wave(
+    *,
+    incident: asyncpg.Record,
+    ref: IncidentRef,
+    plan: Plan,
+    short: dict[Role, int],
+    budget: int,
+    now: dt.datetime,
+    config: DispatchConfig,
+) -> _Wave:
+    """Everything the one ESCALATE_WAVE statement stores, computed before the round trip: the
+    wave's number is the claimed one's next (the statement stores nothing otherwise)."""
+    number = incident["wave"] + 1
+    rows = offer_rows(plan.responders, [new_id("off") for _ in plan.responders])
+    summaries = offer_summaries(rows, number)
+    offered = offer_created_data(
+        summaries, rows, expires_at=now + dt.timedelta(seconds=config.offer_ttl_s)
+    )
+    escalated = {"wave": number, "budget_s": budget, "offers": len(summaries)}
+    entries = [
+        Entry(
+            TIMELINE_TYPES[INCIDENT_ESCALATED],
+            SYSTEM_ACTOR,
+            {**escalated, "short": {str(role): n for role, n in short.items()}},
+        )
+    ]
+    if summaries:
+        entries.append(Entry("offers_sent", SYSTEM_ACTOR, {"wave": number, "offers": summaries}))
+    events = incident_events(
+        ref, [(INCIDENT_ESCALATED, escalated), *((OFFER_CREATED, d) for d in offered)], at=now
+    )
+    outbox = outbox_rows(events)
+    volunteer_ids = [r["volunteer_id"] for r in rows]
+    params = (
+        incident["id"],
+        incident["wave"],
+        budget,
+        config.max_time_budget_s,
+        config.escalation_window_s,
+        config.offer_ttl_s,
+        rows,
+        now,
+        [{"type": e.type, "actor": e.actor, "data": entry_data(ref, e.data)} for e in entries],
+        volunteer_ids,
+        *outbox,
+    )
+    return _Wave(offers=len(rows), volunteer_ids=volunteer_ids, params=params, outbox=outbox)
+
+
+async def tick(
+    *,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    aeds: AedIndex,
+    config: DispatchConfig,
+    bus: Bus | None = None,
+) -> int:
     """One round: expire offers, then escalate the due incidents; how many were claimed."""
     await expire_offers(pool)
     async with pool.acquire() as conn:
         claimed = await conn.fetch(queries.CLAIM_DUE_INCIDENTS, CLAIM_BATCH, LEASE_S)
     for incident in claimed:
         try:
-            await escalate(pool=pool, redis=redis, aeds=aeds, config=config, incident=incident)
+            await escalate(
+                pool=pool, redis=redis, aeds=aeds, config=config, incident=incident, bus=bus
+            )
         except Exception:  # one incident's failure must not stop the others' waves
             logger.exception("escalation of incident %s failed", incident["id"])
     return len(claimed)
@@ -201,7 +264,11 @@ async def run(app: web.Application, config: DispatchConfig) -> None:
         try:
             while (
                 await tick(
-                    pool=app[db_key], redis=app[redis_key], aeds=app[aed_index_key], config=config
+                    pool=app[db_key],
+                    redis=app[redis_key],
+                    aeds=app[aed_index_key],
+                    config=config,
+                    bus=app.get(bus_key),
                 )
                 == CLAIM_BATCH
             ):

@@ -281,26 +281,62 @@ UPDATE incidents SET next_escalation_at = NULL
 WHERE id = $1 AND next_escalation_at = $2
 """
 
-# The next wave, once: only while open and still at the wave this worker planned from.
-ADVANCE_WAVE = """
-UPDATE incidents
-SET wave = wave + 1, budget_now_s = $3::integer,
-    next_escalation_at = CASE WHEN $3::integer < $4::integer
-                              THEN now() + make_interval(secs => $5) END
-WHERE id = $1 AND status = 'open' AND wave = $2
-RETURNING wave
-"""
-
-INSERT_WAVE_OFFERS = """
-INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id, aed,
-    offered_at, expires_at)
-SELECT o.id, $1, o.volunteer_id, o.role, $2, o.eta_s, o.distance_m, o.aed_id, o.aed,
-    $5::timestamptz, $5::timestamptz + make_interval(secs => $3)
-FROM jsonb_to_recordset($4::jsonb) AS o(id text, volunteer_id text, role text, eta_s integer,
-    distance_m integer, aed_id text, aed jsonb)
-JOIN volunteers v ON v.id = o.volunteer_id
-ON CONFLICT (incident_id, volunteer_id) DO NOTHING
-RETURNING id
+# The next wave in one statement, in one implicit transaction, as INSERT_ALERT stores an
+# alert: the incident advanced (only while open and still at the wave this worker planned
+# from, $2), the wave's offers, its timeline entries and its outbox events (with a lease, $16,
+# claimed for the committing worker to publish, as INSERT_ALERT's; without one the relays are
+# woken). Nothing is stored unless every offered volunteer ($10) is in the registry (the caller
+# plans again without the unknown ones) and nothing when another worker ran this wave or the
+# incident ended: `wave` is then NULL. An offer to someone already offered in this incident is
+# excluded by the planner; should one slip through, the unique (incident, volunteer) fails the
+# whole statement, so the events never announce an offer that was not stored.
+ESCALATE_WAVE = f"""
+WITH known AS (
+    SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($10::text[])
+),
+advanced AS (
+    UPDATE incidents i
+    SET wave = i.wave + 1, budget_now_s = $3::integer,
+        next_escalation_at = CASE WHEN $3::integer < $4::integer
+                                  THEN now() + make_interval(secs => $5::double precision) END
+    FROM known
+    WHERE i.id = $1 AND i.status = 'open' AND i.wave = $2::integer
+      AND cardinality(known.ids) = cardinality($10::text[])
+    RETURNING i.wave
+),
+new_offers AS (
+    INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id,
+        aed, offered_at, expires_at)
+    SELECT o.id, $1, o.volunteer_id, o.role, advanced.wave, o.eta_s, o.distance_m, o.aed_id,
+        o.aed, $8::timestamptz, $8::timestamptz + make_interval(secs => $6::double precision)
+    FROM advanced CROSS JOIN jsonb_to_recordset($7::jsonb) AS o(id text, volunteer_id text,
+        role text, eta_s integer, distance_m integer, aed_id text, aed jsonb)
+    RETURNING id
+),
+entries AS (
+    INSERT INTO timeline (incident_id, at, type, actor, data)
+    SELECT $1, $8::timestamptz, e.type, e.actor, e.data
+    FROM advanced CROSS JOIN ROWS FROM (
+        jsonb_to_recordset($9::jsonb) AS (type text, actor text, data jsonb)
+    ) WITH ORDINALITY AS e(type, actor, data, n)
+    ORDER BY e.n
+    RETURNING id
+),
+events AS (
+    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
+    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + $16::interval
+    FROM advanced CROSS JOIN unnest($11::text[], $12::text[], $13::text[], $14::text[],
+        $15::timestamptz[]) WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
+    ORDER BY u.n
+    RETURNING id
+)
+SELECT (SELECT wave FROM advanced) AS wave,
+       (SELECT ids FROM known) AS known_ids,
+       (SELECT count(*) FROM new_offers) AS offers,
+       (SELECT count(*) FROM entries) AS entries,
+       (SELECT array_agg(id) FROM events) AS outbox_ids,
+       (SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
+        FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE $16::interval IS NULL) AS notified
 """
 
 # Expire overdue open offers of any incident (a sweep: escalation may have stopped).

@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 # The search itself is one round trip; this bounds a Redis that accepts but does not answer.
 SEARCH_TIMEOUT_S = 0.5
 DEGRADED_VOLUNTEERS = "volunteers"
-_ATTEMPTS = 3
+# Plans an alert or a wave tries, each without the unknown volunteers the last one met.
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +286,7 @@ async def raise_alert(
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     async with pool.acquire() as conn:
         # Volunteers are never deleted, so one re-plan without the unknown ones settles it.
-        for _ in range(_ATTEMPTS):
+        for _ in range(ATTEMPTS):
             draft = _draft(
                 alert=alert, config=config, search=search, plan=config.strategy(inp), now=now
             )
@@ -296,14 +297,17 @@ async def raise_alert(
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)
-            candidates = [c.volunteer_id for c in search.candidates]
-            known = set(await conn.fetchval(queries.KNOWN_VOLUNTEERS, candidates))
-            unknown = frozenset(candidates) - known
-            logger.error(
-                "live positions of unknown volunteers %s left out of the plan", sorted(unknown)
-            )
-            inp = replace(inp, exclude=inp.exclude | unknown)
+            inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
     raise RuntimeError(f"alert {alert.external_id!r}: offered volunteers keep disappearing")
+
+
+async def unknown_candidates(conn: asyncpg.Connection, search: Search) -> frozenset[str]:
+    """The candidates PostgreSQL does not know (logged), to plan again without: a live
+    position whose volunteer is not in the registry (Redis outlived a rebuilt database)."""
+    candidates = [c.volunteer_id for c in search.candidates]
+    unknown = frozenset(candidates) - set(await conn.fetchval(queries.KNOWN_VOLUNTEERS, candidates))
+    logger.error("live positions of unknown volunteers %s left out of the plan", sorted(unknown))
+    return unknown
 
 
 async def _replay(conn: asyncpg.Connection, alert: Alert) -> AlertResult:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from geo import TravelMode, TravelModel
+from rescue.typedefs import bus_key
 from tests.dispatch.support import PATIENT, center, offset, raise_alert, responders, volunteer
 from tests.helpers import wait_until
+from volunteers.eligibility import VolunteerMeta
+from volunteers.positions import set_on_duty
 
 MODEL = TravelModel()
 
@@ -152,3 +158,74 @@ async def test_a_withdrawal_brings_the_next_wave_forward(
         )
     )
     assert role == "cpr"
+
+
+async def test_a_waves_events_are_published_by_the_worker_that_ran_it(
+    make_client: Any, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """The wave's one statement claims its outbox rows, as an alert's does: the worker that ran
+    it XADDs them after the commit, each once, and its relay stamps them."""
+    client = await make_client(escalation_window_s=1)
+    c = await center(client)
+    farther = await volunteer(
+        client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK))
+    )
+    bus = client.app[bus_key]
+    plan = await raise_alert(client, c)
+    assert plan["responders"] == []
+    before = bus.stats.published_by_producer
+    await wait_until(
+        lambda: pg.fetchval(
+            "SELECT count(*) FROM offers WHERE incident_id = $1 AND volunteer_id = $2 AND wave = 2",
+            plan["incident_id"],
+            farther.id,
+        )
+    )
+    wave_events = "SELECT event_id FROM outbox WHERE key = $1 AND data->>'wave' = '2' ORDER BY id"
+    rows = await pg.fetch(wave_events, plan["incident_id"])
+    assert len(rows) == 2  # incident.escalated, one offer.created
+    await wait_until(
+        lambda: bus.stats.published_by_producer - before >= 2, what="published by the producer"
+    )
+    stamped = "SELECT bool_and(published_at IS NOT NULL) FROM outbox WHERE key = $1"
+    await wait_until(lambda: pg.fetchval(stamped, plan["incident_id"]), what="stamped")
+    on_stream = [fields["id"] for _, fields in await redis.xrange(bus.stream)]
+    wave_ids = {r["event_id"] for r in rows}
+    assert sorted(i for i in on_stream if i in wave_ids) == sorted(wave_ids)
+
+
+async def test_a_wave_plans_again_without_a_volunteer_the_registry_does_not_know(
+    make_client: Any, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    # One offer per wave: a ghost taking the slot would leave the real volunteer unasked.
+    client = await make_client(escalation_window_s=1, offers_aed=0, offers_cpr=1, needed_aed=0)
+    c = await center(client)
+    real = await volunteer(client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK)))
+    # Redis outlived a rebuilt database: the nearest position in the second wave's reach is of
+    # a volunteer PostgreSQL does not know.
+    meta = VolunteerMeta(
+        travel_mode=TravelMode.WALK,
+        cert_expires_on=dt.date.today() + dt.timedelta(days=30),
+        status="active",
+    )
+    lat, lng = offset(PATIENT, north_m=MODEL.reach_m(340, TravelMode.WALK))
+    await set_on_duty(redis, volunteer_id="vol_ghost", meta=meta, lat=lat, lng=lng, now=time.time())
+    plan = await raise_alert(client, c)
+    assert plan["responders"] == []
+    incident_id = plan["incident_id"]
+    offer = await wait_until(
+        lambda: pg.fetchrow(
+            "SELECT volunteer_id, wave FROM offers WHERE incident_id = $1", incident_id
+        )
+    )
+    assert (offer["volunteer_id"], offer["wave"]) == (real.id, 2)
+    escalated = await pg.fetchval(
+        "SELECT data FROM timeline WHERE incident_id = $1 AND type = 'escalated' ORDER BY id",
+        incident_id,
+    )
+    assert json.loads(escalated)["offers"] == 1
+    offered = await pg.fetch(
+        "SELECT data->>'volunteer_id' AS v FROM outbox WHERE type = 'offer.created' AND key = $1",
+        incident_id,
+    )
+    assert [r["v"] for r in offered] == [real.id]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import operator
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -238,6 +239,9 @@ async def refresh_meta_many(redis: Redis, metas: Mapping[str, VolunteerMeta]) ->
     return refreshed
 
 
+_NEAREST_FIRST = operator.attrgetter("distance_m", "volunteer_id")
+
+
 async def search_candidates(
     redis: Redis,
     *,
@@ -272,22 +276,17 @@ async def search_candidates(
     problems = [eligibility_problem(meta, at_local) for meta in metas]
     lngs, lats = geohash.decode(flat[2::4])
     candidates: list[Candidate] = []
-    for n, i in enumerate(range(0, len(flat), 4)):
-        k = int(flat[i + 3]) - 1
-        problem = problems[k]
+    for volunteer_id, distance, lat, lng, k in zip(
+        flat[0::4], flat[1::4], lats, lngs, flat[3::4], strict=True
+    ):
+        problem = problems[k - 1]
         if problem is not None:
             excluded[problem] += 1
             continue
         candidates.append(
-            Candidate(
-                volunteer_id=flat[i],
-                lat=lats[n],
-                lng=lngs[n],
-                distance_m=float(flat[i + 1]),
-                travel_mode=metas[k].travel_mode,
-            )
+            Candidate(volunteer_id, lat, lng, float(distance), metas[k - 1].travel_mode)
         )
-    candidates.sort(key=lambda c: (c.distance_m, c.volunteer_id))
+    candidates.sort(key=_NEAREST_FIRST)
     return candidates, excluded
 
 

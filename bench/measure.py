@@ -37,6 +37,8 @@ logger = logging.getLogger("bench")
 ADMIN_TOKEN = "adm_bench-admin-token-0123456789"
 # A long TTL so positions loaded at the start still count at the end of a long run.
 POSITION_TTL_S = 3600
+# Tries of settle_incidents' give-up of pending callbacks (a deadlock is retried).
+SETTLE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,20 +463,28 @@ async def settle_incidents(database_url: str) -> None:
     escalate wave after wave (45 s, then every 120 s) into the next phase's measurement. Their
     callbacks still pending are given up: a wave after the last drain queues some, and a run
     that reuses the data (bench.ab --no-load) would retry them against a receiver long gone,
-    with backoff, for minutes."""
+    with backoff, for minutes. The incidents first, so that no wave queues more; the give-up
+    locks every pending delivery at once, and may deadlock with a delivery loop's claim (which
+    locks a run's followers): then it is tried again."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "UPDATE webhook_deliveries SET state = 'failed', last_error = 'bench: given up' "
-            "WHERE state = 'pending'"
-        )
-        await conn.execute(
-            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
-        )
         await conn.execute(
             "UPDATE incidents SET status = 'closed', closed_at = now(), "
             "next_escalation_at = NULL WHERE status = 'open'"
         )
+        await conn.execute(
+            "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
+        )
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                await conn.execute(
+                    "UPDATE webhook_deliveries SET state = 'failed', "
+                    "last_error = 'bench: given up' WHERE state = 'pending'"
+                )
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == SETTLE_ATTEMPTS - 1:
+                    raise
     finally:
         await conn.close()
 

@@ -134,6 +134,9 @@ async def escalate(
         if o["aed_id"]
         and (o["state"] == OfferState.ACCEPTED or (o["state"] == "open" and o["live"]))
     )
+    # A wave is background work: between its pieces of CPU (the search's candidates, the AEDs
+    # and the plan, the draft) the worker serves what is waiting, an alert first of all.
+    await asyncio.sleep(0)
     inp = PlanInput(
         lat=lat,
         lng=lng,
@@ -150,10 +153,12 @@ async def escalate(
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     async with pool.acquire() as conn:
         for _ in range(ATTEMPTS):
+            plan = config.strategy(inp)
+            await asyncio.sleep(0)
             wave = _draft_wave(
                 incident=incident,
                 ref=ref,
-                plan=config.strategy(inp),
+                plan=plan,
                 short=short,
                 budget=budget,
                 now=now,

@@ -25,6 +25,7 @@ from bench.server import (
     ROOT,
     Gunicorn,
     machine_busy_seconds,
+    machine_steal_seconds,
     processes_cpu_seconds,
 )
 from rescue import db
@@ -179,8 +180,10 @@ _SETTLE_S = 2.0
 
 async def counters(t: Target, o: Options) -> dict[str, float]:
     """Counters whose growth over a phase is its cost: CPU seconds of the workers, PostgreSQL,
-    Redis and the whole machine (the load generator included); PostgreSQL transactions in the
-    bench's database (a statement outside a transaction counts as one); Redis commands."""
+    Redis and the whole machine (the load generator included), and what the hypervisor stole
+    from the machine (the host's other guests: a figure to read the others with); PostgreSQL
+    transactions in the bench's database (a statement outside a transaction counts as one);
+    Redis commands."""
     conn = await asyncpg.connect(o.database_url)
     try:
         xacts = await conn.fetchval(
@@ -199,6 +202,7 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
         "postgres_cpu_ms": processes_cpu_seconds("postgres") * 1000,
         "redis_cpu_ms": (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1000,
         "machine_cpu_ms": machine_busy_seconds() * 1000,
+        "steal_ms": machine_steal_seconds() * 1000,
         "pg_transactions": float(xacts),
         "redis_commands": float(info["total_commands_processed"]),
     }

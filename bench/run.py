@@ -130,6 +130,7 @@ _COSTS = (
     ("postgres_cpu_ms", "PostgreSQL CPU (ms)"),
     ("redis_cpu_ms", "Redis CPU (ms)"),
     ("machine_cpu_ms", "machine CPU, load generator included (ms)"),
+    ("steal_ms", "CPU stolen by the hypervisor, whole machine (ms)"),
     ("pg_transactions", "PostgreSQL transactions"),
     ("redis_commands", "Redis commands"),
 )

@@ -49,11 +49,23 @@ def processes_cpu_seconds(name: str) -> float:
     return total
 
 
+def cpu_times(stat: str) -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, from /proc/stat's text: busy
+    is everything but idle and iowait, steal included (the time the hypervisor gave another
+    guest while this one had work, which a shared host's figures must be read with)."""
+    values = [int(v) for v in stat.split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / _TICKS, values[7] / _TICKS
+
+
 def machine_busy_seconds() -> float:
     """CPU time spent not idle on the whole machine since boot (all CPUs, /proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / _TICKS
+    return cpu_times(Path("/proc/stat").read_text())[0]
+
+
+def machine_steal_seconds() -> float:
+    """CPU time the hypervisor stole from this machine since boot (all CPUs, /proc/stat)."""
+    return cpu_times(Path("/proc/stat").read_text())[1]
 
 
 class Gunicorn:

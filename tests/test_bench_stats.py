@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.census import census, report
+from bench.server import cpu_times
 from bench.stats import over_time
 
 
@@ -46,3 +49,12 @@ def test_the_census_sums_each_statement_by_kind_for_its_database() -> None:
         ("statement", "COMMIT;"): (1, 0.25),
     }
     assert report(found, 1).splitlines()[0] == "total 2 ms over 5 statements"
+
+
+def test_cpu_times_count_steal_as_busy_and_apart() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice, in clock ticks
+    stat = "cpu  500 0 100 900 50 0 20 30 0 0\ncpu0 250 0 50 450 25 0 10 15 0 0\n"
+    busy, stolen = cpu_times(stat)
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert busy == pytest.approx((500 + 100 + 20 + 30) / ticks)
+    assert stolen == pytest.approx(30 / ticks)

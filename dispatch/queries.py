@@ -4,6 +4,42 @@ from __future__ import annotations
 
 from rescue.bus.constants import NOTIFY_CHANNEL
 
+
+def _entries_and_events(
+    *, source: str, incident: str, at: str, entries: int, events: int, lease: int
+) -> str:
+    """The `entries` and `events` CTEs of a statement that stores an incident's step whole
+    (INSERT_ALERT, ESCALATE_WAVE), once per row of `source`: the timeline entries ($entries:
+    jsonb [{type, actor, data}]) and the outbox events ($events..$events+4, as
+    rescue.bus.outbox.outbox_rows gives them), each in the given order, the events claimed for
+    the lease ($lease: an interval; NULL claims nothing, see _notified)."""
+    e = events
+    return f"""entries AS (
+    INSERT INTO timeline (incident_id, at, type, actor, data)
+    SELECT {incident}, {at}, e.type, e.actor, e.data
+    FROM {source} CROSS JOIN ROWS FROM (
+        jsonb_to_recordset(${entries}::jsonb) AS (type text, actor text, data jsonb)
+    ) WITH ORDINALITY AS e(type, actor, data, n)
+    ORDER BY e.n
+    RETURNING id
+),
+events AS (
+    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
+    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + ${lease}::interval
+    FROM {source} CROSS JOIN unnest(${e}::text[], ${e + 1}::text[], ${e + 2}::text[],
+        ${e + 3}::text[], ${e + 4}::timestamptz[])
+        WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
+    ORDER BY u.n
+    RETURNING id
+)"""
+
+
+def _notified(*, lease: int) -> str:
+    """The result column that wakes the relays when the events were not claimed (no lease)."""
+    return f"""(SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
+        FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE ${lease}::interval IS NULL) AS notified"""
+
+
 # The whole new incident in one statement, in one implicit transaction (one round trip, no
 # BEGIN/COMMIT): the incident, its offers, the guidance session with its dispatcher, the first
 # timeline entries and its outbox events with their NOTIFY (the same insert as
@@ -54,23 +90,11 @@ participant AS (
     SELECT $21, session.id, 'dispatcher', $22, $16::timestamptz FROM session
     RETURNING participant_id
 ),
-entries AS (
-    INSERT INTO timeline (incident_id, at, type, actor, data)
-    SELECT inc.id, inc.created_at, e.type, e.actor, e.data
-    FROM inc CROSS JOIN ROWS FROM (
-        jsonb_to_recordset($23::jsonb) AS (type text, actor text, data jsonb)
-    ) WITH ORDINALITY AS e(type, actor, data, n)
-    ORDER BY e.n
-    RETURNING id
-),
-events AS (
-    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
-    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + $30::interval
-    FROM inc CROSS JOIN unnest($25::text[], $26::text[], $27::text[], $28::text[],
-        $29::timestamptz[]) WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
-    ORDER BY u.n
-    RETURNING id
-)
+{
+    _entries_and_events(
+        source="inc", incident="inc.id", at="inc.created_at", entries=23, events=25, lease=30
+    )
+}
 SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT value FROM durable) AS synchronous_commit,
        (SELECT ids FROM known) AS known_ids,
@@ -78,8 +102,7 @@ SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT count(*) FROM participant) AS participants,
        (SELECT count(*) FROM entries) AS entries,
        (SELECT array_agg(id) FROM events) AS outbox_ids,
-       (SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
-        FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE $30::interval IS NULL) AS notified
+       {_notified(lease=30)}
 """
 
 # Which of these volunteer ids the registry knows (the rare re-plan of an alert).
@@ -313,30 +336,17 @@ new_offers AS (
         role text, eta_s integer, distance_m integer, aed_id text, aed jsonb)
     RETURNING id
 ),
-entries AS (
-    INSERT INTO timeline (incident_id, at, type, actor, data)
-    SELECT $1, $8::timestamptz, e.type, e.actor, e.data
-    FROM advanced CROSS JOIN ROWS FROM (
-        jsonb_to_recordset($9::jsonb) AS (type text, actor text, data jsonb)
-    ) WITH ORDINALITY AS e(type, actor, data, n)
-    ORDER BY e.n
-    RETURNING id
-),
-events AS (
-    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
-    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + $16::interval
-    FROM advanced CROSS JOIN unnest($11::text[], $12::text[], $13::text[], $14::text[],
-        $15::timestamptz[]) WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
-    ORDER BY u.n
-    RETURNING id
-)
+{
+    _entries_and_events(
+        source="advanced", incident="$1", at="$8::timestamptz", entries=9, events=11, lease=16
+    )
+}
 SELECT (SELECT wave FROM advanced) AS wave,
        (SELECT ids FROM known) AS known_ids,
        (SELECT count(*) FROM new_offers) AS offers,
        (SELECT count(*) FROM entries) AS entries,
        (SELECT array_agg(id) FROM events) AS outbox_ids,
-       (SELECT count(pg_notify('{NOTIFY_CHANNEL}', ''))
-        FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE $16::interval IS NULL) AS notified
+       {_notified(lease=16)}
 """
 
 # Expire overdue open offers of any incident (a sweep: escalation may have stopped).

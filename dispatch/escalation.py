@@ -151,34 +151,31 @@ async def escalate(
     )
     ref = IncidentRef.of(incident)
     lease = bus.claim_lease if bus is not None and bus.publishing else None
-    async with pool.acquire() as conn:
-        for _ in range(ATTEMPTS):
-            plan = config.strategy(inp)
-            await asyncio.sleep(0)
-            wave = _draft_wave(
-                incident=incident,
-                ref=ref,
-                plan=plan,
-                short=short,
-                budget=budget,
-                now=now,
-                config=config,
-            )
+    for _ in range(ATTEMPTS):
+        plan = config.strategy(inp)
+        await asyncio.sleep(0)
+        wave = _draft_wave(
+            incident=incident,
+            ref=ref,
+            plan=plan,
+            short=short,
+            budget=budget,
+            now=now,
+            config=config,
+        )
+        async with pool.acquire() as conn:
             row = await conn.fetchrow(queries.ESCALATE_WAVE, *wave.params, lease)
-            if row["wave"] is not None:
-                if bus is not None and lease is not None:
-                    bus.publish_committed(wave.outbox, row["outbox_ids"] or [])
-                logger.info(
-                    "incident %s: wave %d at %d s, %d offers",
-                    ref.id,
-                    row["wave"],
-                    budget,
-                    wave.offers,
-                )
-                return int(row["wave"])
-            if len(row["known_ids"]) == len(wave.volunteer_ids):
-                return None  # ended meanwhile, or another worker ran this wave
-            inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
+            if row["wave"] is None and len(row["known_ids"]) < len(wave.volunteer_ids):
+                inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
+                continue
+        if row["wave"] is None:
+            return None  # ended meanwhile, or another worker ran this wave
+        if bus is not None and lease is not None:
+            bus.publish_committed(wave.outbox, row["outbox_ids"] or [])
+        logger.info(
+            "incident %s: wave %d at %d s, %d offers", ref.id, row["wave"], budget, wave.offers
+        )
+        return int(row["wave"])
     raise RuntimeError(f"incident {ref.id}: offered volunteers keep disappearing")
 
 

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,11 +21,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL}
     args = [
         sys.executable, "-m", "bench", "--scale", "tiny", "--workers", "1", "--skip-province",
-        # Its own database beside the tests' (named after it, so that two runs with their own
-        # TEST_DATABASE_URL do not share it) and the tests' own Redis db, which every test
-        # empties anyway: never the demo's, never another run's.
-        "--database", f"{urlsplit(TEST_DATABASE_URL).path.strip('/')}_bench",
-        "--redis-db", urlsplit(TEST_REDIS_URL).path.strip("/"),
+        # Its own database and Redis db: never the demo's, never the other tests'.
+        "--database", "rescue_bench_tiny", "--redis-db", "8",
         "--alerts", "10", "--ramp-start", "50", "--ramp-max", "50", "--ramp-step-s", "1",
         "--ws-alerts", "1", "--alert-rate", "50", "--out", str(out),
     ]  # fmt: skip

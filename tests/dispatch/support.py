@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
-from geo import Crs, from_wgs84
+from geo import Crs, TravelMode, from_wgs84
 from tests.conftest import ADMIN
 from tests.helpers import bearer, create_center, insert_volunteer
+from volunteers.eligibility import VolunteerMeta
+from volunteers.positions import set_on_duty
 
 # A square in Shinan district (WGS-84): the patient in most tests.
 PATIENT = (36.0640, 120.3800)
@@ -133,3 +137,15 @@ def local_hour_window(tz_name: str = "Asia/Shanghai", *, around: bool) -> str:
     if around:
         return f"{(hour - 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00"
     return f"{(hour + 3) % 24:02d}:00-{(hour + 5) % 24:02d}:00"
+
+
+async def ghost_on_duty(redis: Redis, at: tuple[float, float]) -> None:
+    """A live walking position of a volunteer PostgreSQL does not know (Redis outlived a
+    rebuilt database)."""
+    meta = VolunteerMeta(
+        travel_mode=TravelMode.WALK,
+        cert_expires_on=dt.date.today() + dt.timedelta(days=30),
+        status="active",
+    )
+    lat, lng = at
+    await set_on_duty(redis, volunteer_id="vol_ghost", meta=meta, lat=lat, lng=lng, now=time.time())

@@ -19,6 +19,7 @@ from tests.dispatch.support import (
     aed,
     alert_body,
     center,
+    ghost_on_duty,
     local_hour_window,
     location,
     offset,
@@ -28,8 +29,6 @@ from tests.dispatch.support import (
     volunteer,
 )
 from volunteers.constants import POSITIONS_SEEN
-from volunteers.eligibility import VolunteerMeta
-from volunteers.positions import set_on_duty
 
 PLAN_KEYS = {
     "incident_id",
@@ -367,13 +366,7 @@ async def test_a_position_without_a_registered_volunteer_does_not_fail_the_alert
     c = await center(client)
     real = await volunteer(client, pg, offset(PATIENT, north_m=90))
     # Redis outlived a rebuilt database: a position of a volunteer PostgreSQL does not know.
-    meta = VolunteerMeta(
-        travel_mode=TravelMode.WALK,
-        cert_expires_on=dt.date.today() + dt.timedelta(days=30),
-        status="active",
-    )
-    lat, lng = offset(PATIENT, north_m=20)
-    await set_on_duty(redis, volunteer_id="vol_ghost", meta=meta, lat=lat, lng=lng, now=time.time())
+    await ghost_on_duty(redis, offset(PATIENT, north_m=20))
     plan = await raise_alert(client, c)
     assert set(responders(plan)) == {real.id}
     replay = await client.get(f"/v1/incidents/{plan['incident_id']}", headers=c.headers)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
 from typing import Any
 
 import asyncpg
@@ -12,10 +10,16 @@ from redis.asyncio import Redis
 
 from geo import TravelMode, TravelModel
 from rescue.typedefs import bus_key
-from tests.dispatch.support import PATIENT, center, offset, raise_alert, responders, volunteer
+from tests.dispatch.support import (
+    PATIENT,
+    center,
+    ghost_on_duty,
+    offset,
+    raise_alert,
+    responders,
+    volunteer,
+)
 from tests.helpers import wait_until
-from volunteers.eligibility import VolunteerMeta
-from volunteers.positions import set_on_duty
 
 MODEL = TravelModel()
 
@@ -203,13 +207,7 @@ async def test_a_wave_plans_again_without_a_volunteer_the_registry_does_not_know
     real = await volunteer(client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK)))
     # Redis outlived a rebuilt database: the nearest position in the second wave's reach is of
     # a volunteer PostgreSQL does not know.
-    meta = VolunteerMeta(
-        travel_mode=TravelMode.WALK,
-        cert_expires_on=dt.date.today() + dt.timedelta(days=30),
-        status="active",
-    )
-    lat, lng = offset(PATIENT, north_m=MODEL.reach_m(340, TravelMode.WALK))
-    await set_on_duty(redis, volunteer_id="vol_ghost", meta=meta, lat=lat, lng=lng, now=time.time())
+    await ghost_on_duty(redis, offset(PATIENT, north_m=MODEL.reach_m(340, TravelMode.WALK)))
     plan = await raise_alert(client, c)
     assert plan["responders"] == []
     incident_id = plan["incident_id"]

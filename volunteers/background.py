@@ -17,8 +17,14 @@ logger = logging.getLogger(__name__)
 
 
 def prune_interval_s(ttl_s: int) -> float:
-    """How often to prune: a quarter of the TTL, between 1 and 30 seconds."""
-    return max(1.0, min(30.0, ttl_s / 4))
+    """How often to prune: a twentieth of the TTL, between 1 and 5 seconds.
+
+    Often, so that few stale positions wait at any time: the search reads the stale ones of
+    the whole seen set in one range, and judges member by member when they are as many as the
+    members it judges (volunteers.scripts.SEARCH). A prune with nothing to remove is one range
+    read.
+    """
+    return max(1.0, min(5.0, ttl_s / 20))
 
 
 async def _prune_forever(app: web.Application, stop: asyncio.Event) -> None:

@@ -8,6 +8,7 @@ import math
 import random
 import time
 
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -162,14 +163,43 @@ async def test_each_exclusion_reason_excludes(redis: Redis) -> None:
     assert excluded["quiet_hours"] == 1
 
 
-async def test_a_position_is_fresh_until_exactly_the_ttl(redis: Redis) -> None:
+@pytest.mark.parametrize(
+    ("company", "stale_elsewhere"), [(2, 0), (0, 5)], ids=["stale-read-as-a-range", "per-member"]
+)
+async def test_a_position_is_fresh_until_exactly_the_ttl(
+    redis: Redis, company: int, stale_elsewhere: int
+) -> None:
+    # Fewer stale in the whole seen set than members judged: the search reads the stale as one
+    # range. At least as many: it reads last-seen per member.
     now = time.time()
+    for i in range(stale_elsewhere):
+        await on_duty(redis, f"vol_far_{i}", 50_000, now=now - TTL - 10)
     await on_duty(redis, "vol_edge", 100, now=now - TTL)
+    company_ids = [f"vol_company_{i}" for i in range(company)]
+    for i, vid in enumerate(company_ids):
+        await on_duty(redis, vid, 300 + i, now=now + 60)
     found, _ = await search(redis, now=now)
-    assert [c.volunteer_id for c in found] == ["vol_edge"]
+    assert [c.volunteer_id for c in found] == ["vol_edge", *company_ids]
     found, excluded = await search(redis, now=now + 0.5)
-    assert found == []
+    assert [c.volunteer_id for c in found] == company_ids
     assert excluded["stale"] == 1
+
+
+async def test_stale_members_count_the_same_when_many_are_stale_elsewhere(redis: Redis) -> None:
+    now = time.time()
+    await on_duty(redis, "vol_fresh_a", 100, now=now)
+    await on_duty(redis, "vol_stale", 150, now=now - TTL - 1)
+    await on_duty(redis, "vol_fresh_b", 200, now=now)
+    expected = (["vol_fresh_a", "vol_fresh_b"], 1)
+
+    found, excluded = await search(redis, now=now)  # 1 stale in all, of 3 judged
+    assert ([c.volunteer_id for c in found], excluded["stale"]) == expected
+
+    # The pruner has not run: more are stale far away than are judged here.
+    for i in range(5):
+        await on_duty(redis, f"vol_far_{i}", 50_000, now=now - TTL - 10)
+    found, excluded = await search(redis, now=now)
+    assert ([c.volunteer_id for c in found], excluded["stale"]) == expected
 
 
 async def test_checked_out_volunteer_is_not_found(redis: Redis) -> None:

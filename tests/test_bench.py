@@ -94,6 +94,17 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         "render",
         "total",
     ]
+    table = _tool(
+        env, "bench.search", "--points", "10", "--rounds", "2", "--variant", "a=.", "--variant",
+        f"b={ROOT}",
+    ).splitlines()  # fmt: skip
+    assert table[0].startswith("search script, 10 points x (alert reach, 600 s wave reach)")
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows.keys() == {"a", "b"}
+    for row in rows.values():
+        assert row[1:4:2] == ["Redis", "us/call"] and int(row[2]) > 0, row
+    # The same script on the same points judges the same members; a tiny crowd has some.
+    assert rows["a"][8] == rows["b"][8] and int(rows["a"][8]) > 0, rows
 
 
 def _tool(env: dict[str, str], module: str, *args: str) -> str:

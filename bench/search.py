@@ -4,9 +4,10 @@ On the data a bench run loaded (`--database`, `--redis-db`; positions are marked
 runs the search script (volunteers.scripts.SEARCH) at `--points` random urban points, at the
 alert's reach and at a wave's wider one (`--wave-s`), each variant in turn for `--rounds` rounds,
 and prints per variant the median over rounds of Redis's CPU per call (`INFO commandstats`,
-EVALSHA) and of the client's round trip, and the members judged per search. A variant is a
-source tree whose volunteers/scripts.py holds the script (`--variant before=/tmp/before`);
-without one, this tree's. Nothing else may use the Redis server meanwhile: commandstats are the
+EVALSHA), of the client's round trip and of the reply's size (the elements of its list of
+members found, a layout a variant may change). A variant is a source tree whose
+volunteers/scripts.py holds the script (`--variant before=/tmp/before`); without one, this
+tree's. Nothing else may use the Redis server meanwhile: commandstats are the
 server's.
 
     RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.search --redis-db 9 \\
@@ -60,7 +61,7 @@ async def _evalsha_usec(redis: Redis) -> tuple[int, int]:
 async def measure(
     redis_url: str, variants: dict[str, str], *, points: int, rounds: int, wave_s: float, seed: int
 ) -> str:
-    """The table: per variant, Redis µs per call, client ms per call, members per search."""
+    """The table: per variant, Redis µs per call, client ms per call, reply elements."""
     config = build_config(Settings.from_env().replace(position_ttl_s=POSITION_TTL_S))
     reaches = [config.reach_by_mode(config.time_budget_s), config.reach_by_mode(wave_s)]
     args_of = [[float(r.get(m, 0.0)) for m in MODES] for r in reaches]
@@ -68,7 +69,7 @@ async def measure(
     redis = Redis.from_url(redis_url, decode_responses=True)  # as the service's client
     per_call: dict[str, list[float]] = {name: [] for name in variants}
     client: dict[str, list[float]] = {name: [] for name in variants}
-    members: dict[str, list[int]] = {name: [] for name in variants}
+    fields: dict[str, list[int]] = {name: [] for name in variants}
     try:
         await data.refresh_seen(redis)
         scripts = {name: redis.register_script(text) for name, text in variants.items()}
@@ -82,7 +83,7 @@ async def measure(
                         t0 = time.perf_counter()
                         out = await script(keys=KEYS, args=argv)
                         lap.append((time.perf_counter() - t0) * 1000)
-                        members[name].append(sum(out[:3]) + len(out[3]) // 4)
+                        fields[name].append(len(out[3]))
                 calls1, usec1 = await _evalsha_usec(redis)
                 per_call[name].append((usec1 - usec0) / max(1, calls1 - calls0))
                 client[name].append(statistics.median(lap))
@@ -96,7 +97,7 @@ async def measure(
         lines.append(
             f"{name:10s} Redis {statistics.median(per_call[name]):7.0f} us/call"
             f"  client {statistics.median(client[name]):6.2f} ms"
-            f"  members {statistics.median(members[name]):5.0f}"
+            f"  reply {statistics.median(fields[name]):5.0f}"
             f"  rounds (us) {[round(x) for x in per_call[name]]}"
         )
     return "\n".join(lines)

@@ -8,6 +8,11 @@ the same floating-point operations as Redis (`geohashDecode` and `geohashDecodeA
 its geohash.c), so the coordinates are bit for bit the ones `WITHCOORD` or `GEOPOS` would give.
 The search asks for the hash because an integer costs Redis and its Lua far less per member than
 two formatted coordinates in a nested reply.
+
+`decode_measured` also gives each member's distance from the search's centre as `GEOSEARCH ...
+WITHDIST` measures it (Redis's `geohashGetDistance`: the haversine on Redis's own sphere, from
+the centre to the cell's centre), so the search need not ask Redis to format one more number per
+member (~0.5 ms of Redis CPU at province scale, 600 members).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from numpy.typing import NDArray
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
 LNG_MIN, LNG_MAX = -180.0, 180.0
 STEP = 26  # bits per coordinate
+# Redis's sphere (EARTH_RADIUS_IN_METERS in its geohash_helper.c), which GEOSEARCH measures on.
+REDIS_EARTH_RADIUS_M = 6372797.560856
+_DEG = np.pi / 180.0
 
 _LAT_SCALE = LAT_MAX - LAT_MIN
 _LNG_SCALE = LNG_MAX - LNG_MIN
@@ -53,11 +61,34 @@ def _centre(index: NDArray[np.float64], low: float, scale: float) -> NDArray[np.
     return result
 
 
+def _decode(hashes: Sequence[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    bits = np.asarray(hashes, dtype=np.uint64)
+    lat = np.clip(_centre(_even_bits(bits), LAT_MIN, _LAT_SCALE), LAT_MIN, LAT_MAX)
+    lng = np.clip(_centre(_even_bits(bits >> _ONE), LNG_MIN, _LNG_SCALE), LNG_MIN, LNG_MAX)
+    return lng, lat
+
+
 def decode(hashes: Sequence[int]) -> tuple[list[float], list[float]]:
     """The (longitudes, latitudes) of Redis GEO hashes, as `GEOPOS` would return them."""
     if not hashes:
         return [], []
-    bits = np.asarray(hashes, dtype=np.uint64)
-    lat = np.clip(_centre(_even_bits(bits), LAT_MIN, _LAT_SCALE), LAT_MIN, LAT_MAX)
-    lng = np.clip(_centre(_even_bits(bits >> _ONE), LNG_MIN, _LNG_SCALE), LNG_MIN, LNG_MAX)
+    lng, lat = _decode(hashes)
     return lng.tolist(), lat.tolist()
+
+
+def decode_measured(
+    hashes: Sequence[int], lng: float, lat: float
+) -> tuple[list[float], list[float], list[float]]:
+    """The (longitudes, latitudes, metres from (lng, lat)) of Redis GEO hashes: the coordinates
+    as `GEOPOS` returns them, the distances as `GEOSEARCH FROMLONLAT lng lat ... WITHDIST`
+    measures them, before it rounds them to 0.1 mm."""
+    if not hashes:
+        return [], [], []
+    lngs, lats = _decode(hashes)
+    v = np.sin((lngs * _DEG - lng * _DEG) / 2)
+    lat_r, lats_r = lat * _DEG, lats * _DEG
+    u = np.sin((lats_r - lat_r) / 2)
+    a = u * u + np.cos(lat_r) * np.cos(lats_r) * v * v
+    # (On one meridian Redis takes the latitude arc instead: the same up to rounding.)
+    metres = 2.0 * REDIS_EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
+    return lngs.tolist(), lats.tolist(), metres.tolist()

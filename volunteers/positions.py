@@ -274,17 +274,17 @@ async def search_candidates(
     excluded[OFF_DUTY] = int(off_duty)
     metas = [decode_meta(raw) for raw in distinct]
     problems = [eligibility_problem(meta, at_local) for meta in metas]
-    lngs, lats = geohash.decode(flat[2::4])
+    lngs, lats, distances = geohash.decode_measured(flat[1::3], lng, lat)
     candidates: list[Candidate] = []
-    for volunteer_id, distance, lat, lng, k in zip(
-        flat[0::4], flat[1::4], lats, lngs, flat[3::4], strict=True
+    for volunteer_id, at_lat, at_lng, distance, k in zip(
+        flat[0::3], lats, lngs, distances, flat[2::3], strict=True
     ):
         problem = problems[k - 1]
         if problem is not None:
             excluded[problem] += 1
             continue
         candidates.append(
-            Candidate(volunteer_id, lat, lng, float(distance), metas[k - 1].travel_mode)
+            Candidate(volunteer_id, at_lat, at_lng, distance, metas[k - 1].travel_mode)
         )
     candidates.sort(key=_NEAREST_FIRST)
     return candidates, excluded

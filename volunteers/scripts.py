@@ -53,11 +53,12 @@ return out
 
 # KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
 # searched), count per mode, min_seen.
-# Returns {stale, engaged, off_duty, {id, dist, hash, k, ...}, {meta, ...}}, mode by mode,
-# each nearest first; hash is the member's GEO score (52-bit geohash, decoded by the caller:
-# an integer costs Redis and Lua far less per member than WITHCOORD's nested pair of
-# formatted numbers); k is the 1-based index of the member's meta among the distinct metas
-# (volunteers share a few: each is sent, decoded and judged once, not once per member).
+# Returns {stale, engaged, off_duty, {id, hash, k, ...}, {meta, ...}}, mode by mode, each
+# nearest first; hash is the member's GEO score (52-bit geohash, decoded and measured from the
+# centre by the caller, geo.geohash.decode_measured: an integer costs Redis and Lua far less
+# per member than WITHCOORD's nested pair of formatted numbers or WITHDIST's one); k is the
+# 1-based index of the member's meta among the distinct metas (volunteers share metas: each
+# is sent, decoded and judged once, not once per member).
 # GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
 # the circle, so a dense centre is searched at a quarter of the reach first: when a smaller
 # circle already holds n members they are the n nearest (the same answer), found in cells a
@@ -81,7 +82,7 @@ for m = 1, 3 do
     for circle = 1, 4 do
       if circle == 4 then r = reach end  -- never more than four circles, the last the reach
       found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
-        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHDIST', 'WITHHASH')
+        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHHASH')
       if #found >= count or r >= reach then break end
       -- Members grow with the circle's area: the next circle should hold about 1.5 count
       -- (one more search is rare), and a circle no larger than that is searched in smaller
@@ -135,7 +136,6 @@ for i, hit in ipairs(hits) do
     end
     out[#out + 1] = hit[1]
     out[#out + 1] = hit[2]
-    out[#out + 1] = hit[3]
     out[#out + 1] = k
   end
 end

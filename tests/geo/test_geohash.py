@@ -72,5 +72,31 @@ async def test_search_hashes_decode_to_its_coordinates(redis: Redis) -> None:
     assert all(abs(x) >= 1 and abs(y) >= 1 for x, y in zip(lngs, lats, strict=True))
 
 
+async def test_measured_distances_are_the_ones_geosearch_gives(redis: Redis) -> None:
+    rng = random.Random(11)
+    # Around Qingdao, across the globe, and on one meridian (where Redis takes a shortcut).
+    points = _points(500, seed=11) + [(120.38, rng.uniform(-85, 85)) for _ in range(50)]
+    args: list[float | str] = []
+    for i, (lng, lat) in enumerate(points):
+        args += [lng, lat, f"m{i}"]
+    await redis.geoadd(KEY, args)
+    # From a stored point (Qingdao's, m4): the meridian's members share its cell's longitude.
+    ((lng, lat),) = await redis.geopos(KEY, "m4")
+    centre = (float(lng), float(lat))
+    reply = await redis.execute_command(
+        "GEOSEARCH", KEY, "FROMLONLAT", *centre, "BYRADIUS", 21_000_000, "m",
+        "WITHDIST", "WITHHASH", "WITHCOORD",
+    )  # fmt: skip
+    assert len(reply) > 1000  # (a few at the Mercator limits escape Redis's own bounding box)
+
+    lngs, lats, metres = geohash.decode_measured([hit[2] for hit in reply], *centre)
+
+    assert [(float(h[3][0]), float(h[3][1])) for h in reply] == _printed(lngs, lats)
+    # Redis prints its distance to 0.1 mm: ours is the same number before that rounding.
+    assert max(abs(float(h[1]) - m) for h, m in zip(reply, metres, strict=True)) <= 0.00005001
+    assert sum(1 for x in lngs if x == centre[0]) > 40  # on the centre's meridian
+
+
 def test_no_hashes_decode_to_nothing() -> None:
     assert geohash.decode([]) == ([], [])
+    assert geohash.decode_measured([], 120.0, 36.0) == ([], [], [])

@@ -13,10 +13,11 @@ volunteers fetch an AED on their way (role `aed`), others go straight to the pat
    already go to count as taken), then sharing AEDs if there are not enough of them.
 4. The remaining candidates, nearest first, get `cpr`. A volunteer gets at most one role.
 
-The route ETAs of every (candidate, AED) pair are one numpy array and the feasible pairs are
-ranked by one lexsort: at province density (~450 candidates x 16 AEDs) a plan takes ~0.7 ms
-median and ~2 ms at p99, against 1.7 and 7.5 ms pair by pair in Python (BENCHMARKS.md). The
-tests hold it to the same rule written pair by pair.
+The route ETAs of every (candidate, AED) pair are one numpy array; each AED's fastest routes,
+as many as fetchers are wanted, are kept by one partition and ranked by one lexsort: at
+province density (~600 candidates x 16 AEDs) a plan takes ~0.9 ms median, ~1.0 at a wave's
+wider reach (BENCHMARKS.md, session 9). The tests hold it to the same rule written pair by
+pair.
 """
 
 from __future__ import annotations
@@ -139,19 +140,26 @@ def _pick_fetchers(
         feasible[order[0]] = False
         if not feasible.any():
             feasible[order[0]] = reserved
+    n = inp.offers_aed
+    if len(people) > n:
+        # Only each AED's first n routes can be chosen (_choosable): an AED's routes slower
+        # than its n-th fastest are dropped before ranking (ties with it kept, for the ids to
+        # break). A dense crowd's thousands of routes come down to at most ~AEDs x n.
+        slowest_kept = np.partition(np.where(feasible, etas, np.inf), n - 1, axis=0)[n - 1]
+        feasible &= etas <= slowest_kept
     rows, cols = np.nonzero(feasible)
     if rows.size == 0:
         return []
-    # Every feasible (person, AED) route, fastest first, ties broken by volunteer id, then
-    # by AED id: ranks of the ids stand in for the strings in one lexsort.
-    by_id = sorted(range(len(people)), key=lambda i: people[i].volunteer_id)
+    # Every route left, fastest first, ties broken by volunteer id, then by AED id: ranks of
+    # the ids (among the people with a route left) stand in for the strings in one lexsort.
+    by_id = sorted(np.unique(rows).tolist(), key=lambda i: people[i].volunteer_id)
     person_rank = np.empty(len(people), dtype=np.int64)
-    person_rank[by_id] = np.arange(len(people))
+    person_rank[by_id] = np.arange(len(by_id))
     aed_rank = np.argsort(np.argsort(np.array([aed.id for aed in aeds])))
     pair_etas = etas[rows, cols]
     ranked = np.lexsort((aed_rank[cols], person_rank[rows], pair_etas))
     rows, cols = rows[ranked], cols[ranked]
-    kept = _choosable(rows, cols, inp.offers_aed)
+    kept = _choosable(rows, cols, n)
     pairs = list(zip(rows[kept].tolist(), cols[kept].tolist(), strict=True))
     chosen: list[tuple[int, float, IndexedAed]] = []
     picked: set[int] = set()

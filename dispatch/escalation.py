@@ -40,6 +40,7 @@ from dispatch.models import (
     PlanInput,
     Role,
 )
+from dispatch.planner import MAX_ROUTE_AEDS
 from dispatch.service import (
     ATTEMPTS,
     find_candidates,
@@ -142,7 +143,11 @@ async def escalate(
         lng=lng,
         budget_s=budget,
         candidates=search.candidates,
-        aeds=aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local),
+        # Only the AEDs a fetcher's route may go through: a wave's plan lists no AEDs to anyone,
+        # and its wider reach holds hundreds (at province density), each judged open or not.
+        aeds=aeds.nearest(
+            lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget)
+        ),
         model=config.model,
         offers_aed=config.offers_aed if Role.AED in short else 0,
         offers_cpr=config.offers_cpr if Role.CPR in short else 0,

@@ -12,8 +12,10 @@ from geo import TravelMode, TravelModel
 from rescue.typedefs import bus_key
 from tests.dispatch.support import (
     PATIENT,
+    aed,
     center,
     ghost_on_duty,
+    local_hour_window,
     offset,
     raise_alert,
     responders,
@@ -227,3 +229,30 @@ async def test_a_wave_plans_again_without_a_volunteer_the_registry_does_not_know
         incident_id,
     )
     assert [r["v"] for r in offered] == [real.id]
+
+
+async def test_a_waves_fetcher_brings_the_best_placed_aed_that_is_open(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    client = await make_client(escalation_window_s=1)
+    c = await center(client)
+    # Beyond the alert's 300 s walk, within the second wave's 420 s.
+    reach = MODEL.reach_m(330, TravelMode.WALK)
+    farther = await volunteer(client, pg, offset(PATIENT, east_m=reach))
+    # Right on the volunteer's way, but closed now; a step off the way, open; farther, open.
+    await aed(
+        client, offset(PATIENT, east_m=40), opening_hours=f"Mo-Su {local_hour_window(around=False)}"
+    )
+    open_now = await aed(client, offset(PATIENT, east_m=80, north_m=10))
+    await aed(client, offset(PATIENT, north_m=200))
+    plan = await raise_alert(client, c)
+    assert plan["responders"] == []
+
+    offer = await wait_until(
+        lambda: pg.fetchrow(
+            "SELECT wave, role, aed_id FROM offers WHERE incident_id = $1 AND volunteer_id = $2",
+            plan["incident_id"],
+            farther.id,
+        )
+    )
+    assert dict(offer) == {"wave": 2, "role": "aed", "aed_id": open_now}

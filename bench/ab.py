@@ -227,7 +227,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         for n in range(a.rounds):
             k = n % len(variants)
             for name, tree, wc in variants[k:] + variants[:k]:
-                await settle_incidents(o.database_url)
+                await settle_incidents(o.database_url, forget_receivers=True)
                 await vacuum(o.database_url)
                 redis = Redis.from_url(o.redis_url)
                 await data.refresh_seen(redis)

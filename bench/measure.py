@@ -462,14 +462,20 @@ def service_server(o: Options, log: Path) -> Gunicorn:
     )
 
 
-async def settle_incidents(database_url: str) -> None:
+async def settle_incidents(database_url: str, *, forget_receivers: bool = False) -> None:
     """Close the open incidents of the phases before: nobody accepts a bench offer, so each would
     escalate wave after wave (45 s, then every 120 s) into the next phase's measurement. Their
     callbacks still pending are given up: a wave after the last drain queues some, and a run
     that reuses the data (bench.ab --no-load) would retry them against a receiver long gone,
     with backoff, for minutes. The incidents first, so that no wave queues more; the give-up
     locks every pending delivery at once, and may deadlock with a delivery loop's claim (which
-    locks a run's followers): then it is tried again."""
+    locks a run's followers): then it is tried again.
+
+    `forget_receivers` (before a new server and its new center, as bench.ab's rounds): the
+    centers registered so far lose their callback URL. The bus may still hold events of their
+    incidents (a run stopped right after its last phase), and the next server's callback
+    consumer would queue them for a receiver long gone: the phases' drains then waited 120 s
+    for them, and the retries ran inside the measurement."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
@@ -479,6 +485,10 @@ async def settle_incidents(database_url: str) -> None:
         await conn.execute(
             "UPDATE offers SET state = 'cancelled', answered_at = now() WHERE state = 'open'"
         )
+        if forget_receivers:
+            await conn.execute(
+                "UPDATE dispatch_centers SET callback_url = NULL WHERE callback_url IS NOT NULL"
+            )
         for attempt in range(SETTLE_ATTEMPTS):
             try:
                 await conn.execute(

@@ -109,7 +109,8 @@ for first = 1, #hits, 1000 do
   for i = first, math.min(#hits, first + 999) do ids[#ids + 1] = hits[i][1] end
   local b = redis.call('HMGET', KEYS[6], unpack(ids))
   local m = redis.call('HMGET', KEYS[5], unpack(ids))
-  local s = by_range and ids or redis.call('ZMSCORE', KEYS[4], unpack(ids))
+  local s
+  if not by_range then s = redis.call('ZMSCORE', KEYS[4], unpack(ids)) end
   for j = 1, #ids do
     local i = first + j - 1
     if by_range then fresh[i] = not is_stale[ids[j]]

@@ -56,6 +56,11 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--skip-province", action="store_true", help="only the chosen scale")
     p.add_argument("--database", default=data.BENCH_DATABASE, help="the bench's own database")
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB, help="its own Redis db")
+    p.add_argument(
+        "--owned-redis-db",
+        action="store_true",
+        help="flush --redis-db even if it is 0 or 15: the caller owns it (the tests' own db)",
+    )
     p.add_argument("--out", type=Path, help="results file (bench/results/<timestamp>.json)")
     a = p.parse_args(argv)
     alerts, r_start, r_step, r_max, r_secs, ws = _DEFAULTS[a.scale]
@@ -83,6 +88,7 @@ def parse(argv: list[str]) -> Options:
         redis_url=data.with_redis_db(redis_url, a.redis_db),
         out=out,
         callbacks=not a.no_callbacks,
+        owned_redis_db=a.owned_redis_db,
     )
 
 

@@ -102,12 +102,15 @@ def with_redis_db(url: str, number: int) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
 
 
-async def reset(database_url: str, redis_url: str) -> None:
-    """An empty, migrated database and an empty Redis db (every run starts the same)."""
+async def reset(database_url: str, redis_url: str, *, owned_redis_db: bool = False) -> None:
+    """An empty, migrated database and an empty Redis db (every run starts the same).
+
+    Never the demo's or the tests' database, nor Redis db 0 (the demo's) or 15 (`make test`'s),
+    unless the caller owns the db (`owned_redis_db`: the tiny bench test runs in its own)."""
     name = urlsplit(database_url).path.lstrip("/")
     if name in ("", "rescue", "postgres") or name.endswith("_test"):
         raise RuntimeError(f"refusing to reset database {name!r}: not a benchmark database")
-    if urlsplit(redis_url).path.strip("/") in ("", "0", "15"):
+    if not owned_redis_db and urlsplit(redis_url).path.strip("/") in ("", "0", "15"):
         raise RuntimeError(f"refusing to flush Redis {redis_url}: not a benchmark db")
     admin = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
@@ -245,11 +248,17 @@ async def refresh_seen(redis: Redis, now: float | None = None) -> int:
 
 
 async def load(
-    database_url: str, redis_url: str, area: ServiceArea, scale: Scale, *, seed: int
+    database_url: str,
+    redis_url: str,
+    area: ServiceArea,
+    scale: Scale,
+    *,
+    seed: int,
+    owned_redis_db: bool = False,
 ) -> Loaded:
     """Reset the bench stores and load a scale's AEDs, volunteers, positions and tokens."""
     started = time.perf_counter()
-    await reset(database_url, redis_url)
+    await reset(database_url, redis_url, owned_redis_db=owned_redis_db)
     today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     if scale.aeds <= 1_983:
         aeds = generate_aeds(area, seed=seed, today=today)

@@ -67,6 +67,8 @@ class Options:
     alert_rate: float = 20.0
     # The dispatch center registers a callback URL (bench.receiver) and gets every callback.
     callbacks: bool = True
+    # The caller owns the Redis db (the tests' own): it is flushed even if it is 0 or 15.
+    owned_redis_db: bool = False
 
 
 def _say(message: str) -> None:

@@ -40,7 +40,9 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
     """Load a scale, then measure the service and the floor (`full`: every figure)."""
     area = load_service_area()
     _say(f"{scale.name}: loading {scale.aeds:,} AEDs and {scale.volunteers:,} volunteers")
-    loaded = await data.load(o.database_url, o.redis_url, area, scale, seed=o.seed)
+    loaded = await data.load(
+        o.database_url, o.redis_url, area, scale, seed=o.seed, owned_redis_db=o.owned_redis_db
+    )
     _say(f"{scale.name}: loaded in {loaded.seconds} s")
     conn = await asyncpg.connect(o.database_url)
     try:

@@ -7,12 +7,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
+# The tiny run's stores: a database named after the tests' (never the demo's, and another per
+# test database, so two test runs with their own TEST_* URLs never share it), and the tests'
+# own Redis db, which every test empties first anyway.
+_STORES = (
+    "--database", f"{urlsplit(TEST_DATABASE_URL).path.lstrip('/')}_bench",
+    "--redis-db", urlsplit(TEST_REDIS_URL).path.strip("/") or "0",
+)  # fmt: skip
 
 
 @pytest.mark.timeout(240)
@@ -21,8 +29,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL}
     args = [
         sys.executable, "-m", "bench", "--scale", "tiny", "--workers", "1", "--skip-province",
-        # Its own database and Redis db: never the demo's, never the other tests'.
-        "--database", "rescue_bench_tiny", "--redis-db", "8",
+        *_STORES, "--owned-redis-db",
         "--alerts", "10", "--ramp-start", "50", "--ramp-max", "50", "--ramp-step-s", "1",
         "--ws-alerts", "1", "--alert-rate", "50", "--out", str(out),
     ]  # fmt: skip
@@ -110,8 +117,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
 def _tool(env: dict[str, str], module: str, *args: str) -> str:
     """Run `python -m module` on the tiny run's stores; its standard output."""
     proc = subprocess.run(
-        [sys.executable, "-m", module, *args,
-         "--database", "rescue_bench_tiny", "--redis-db", "8"],
+        [sys.executable, "-m", module, *args, *_STORES],
         cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-tools-test-token"},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -24,8 +24,7 @@ from bench import data, stats
 from bench.server import (
     ROOT,
     Gunicorn,
-    machine_busy_seconds,
-    machine_steal_seconds,
+    machine_cpu_seconds,
     processes_cpu_seconds,
 )
 from rescue import db
@@ -199,12 +198,13 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
         info = await redis.info("all")
     finally:
         await redis.aclose()
+    busy_s, stolen_s = machine_cpu_seconds()
     return {
         "worker_cpu_ms": t.server.cpu_seconds() * 1000,
         "postgres_cpu_ms": processes_cpu_seconds("postgres") * 1000,
         "redis_cpu_ms": (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1000,
-        "machine_cpu_ms": machine_busy_seconds() * 1000,
-        "steal_ms": machine_steal_seconds() * 1000,
+        "machine_cpu_ms": busy_s * 1000,
+        "steal_ms": stolen_s * 1000,
         "pg_transactions": float(xacts),
         "redis_commands": float(info["total_commands_processed"]),
     }

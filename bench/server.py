@@ -58,14 +58,9 @@ def cpu_times(stat: str) -> tuple[float, float]:
     return (sum(values[:8]) - idle) / _TICKS, values[7] / _TICKS
 
 
-def machine_busy_seconds() -> float:
-    """CPU time spent not idle on the whole machine since boot (all CPUs, /proc/stat)."""
-    return cpu_times(Path("/proc/stat").read_text())[0]
-
-
-def machine_steal_seconds() -> float:
-    """CPU time the hypervisor stole from this machine since boot (all CPUs, /proc/stat)."""
-    return cpu_times(Path("/proc/stat").read_text())[1]
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU time of the whole machine since boot (all CPUs, /proc/stat)."""
+    return cpu_times(Path("/proc/stat").read_text())
 
 
 class Gunicorn:

@@ -178,7 +178,11 @@ async def escalate(
         if bus is not None and lease is not None:
             bus.publish_committed(wave.outbox, row["outbox_ids"] or [])
         logger.info(
-            "incident %s: wave %d at %d s, %d offers", ref.id, row["wave"], budget, wave.offers
+            "incident %s: wave %d at %d s, %d offers",
+            ref.id,
+            row["wave"],
+            budget,
+            len(wave.volunteer_ids),
         )
         return int(row["wave"])
     raise RuntimeError(f"incident {ref.id}: offered volunteers keep disappearing")
@@ -188,7 +192,6 @@ async def escalate(
 class _Wave:
     """A planned wave, rendered: the ESCALATE_WAVE parameters."""
 
-    offers: int
     volunteer_ids: list[str]
     params: tuple[Any, ...]  # all but the lease ($16)
     outbox: OutboxRows  # the events as params $11-$15 hold them (published after the commit)
@@ -240,7 +243,7 @@ def _draft_wave(
         volunteer_ids,
         *outbox,
     )
-    return _Wave(offers=len(rows), volunteer_ids=volunteer_ids, params=params, outbox=outbox)
+    return _Wave(volunteer_ids=volunteer_ids, params=params, outbox=outbox)
 
 
 async def tick(

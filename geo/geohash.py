@@ -3,9 +3,10 @@
 A member of a Redis GEO set is stored as a 52-bit interleaved geohash (its sorted-set score):
 26 bits of latitude on the even bits, 26 of longitude on the odd ones, over Redis's own ranges
 (latitude ±85.05112878, the Web-Mercator limit, not ±90). `GEOSEARCH ... WITHHASH` returns that
-integer; `WITHCOORD` returns the centre of its cell, which is what `decode` computes here with
-the same floating-point operations as Redis (`geohashDecode` and `geohashDecodeAreaToLongLat` in
-its geohash.c), so the coordinates are bit for bit the ones `WITHCOORD` or `GEOPOS` would give.
+integer; `WITHCOORD` returns the centre of its cell, which is what `decode_measured` computes
+here with the same floating-point operations as Redis (`geohashDecode` and
+`geohashDecodeAreaToLongLat` in its geohash.c), so the coordinates are bit for bit the ones
+`WITHCOORD` or `GEOPOS` would give.
 The search asks for the hash because an integer costs Redis and its Lua far less per member than
 two formatted coordinates in a nested reply.
 
@@ -61,21 +62,6 @@ def _centre(index: NDArray[np.float64], low: float, scale: float) -> NDArray[np.
     return result
 
 
-def _decode(hashes: Sequence[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    bits = np.asarray(hashes, dtype=np.uint64)
-    lat = np.clip(_centre(_even_bits(bits), LAT_MIN, _LAT_SCALE), LAT_MIN, LAT_MAX)
-    lng = np.clip(_centre(_even_bits(bits >> _ONE), LNG_MIN, _LNG_SCALE), LNG_MIN, LNG_MAX)
-    return lng, lat
-
-
-def decode(hashes: Sequence[int]) -> tuple[list[float], list[float]]:
-    """The (longitudes, latitudes) of Redis GEO hashes, as `GEOPOS` would return them."""
-    if not hashes:
-        return [], []
-    lng, lat = _decode(hashes)
-    return lng.tolist(), lat.tolist()
-
-
 def decode_measured(
     hashes: Sequence[int], lng: float, lat: float
 ) -> tuple[list[float], list[float], list[float]]:
@@ -84,7 +70,9 @@ def decode_measured(
     measures them, before it rounds them to 0.1 mm."""
     if not hashes:
         return [], [], []
-    lngs, lats = _decode(hashes)
+    bits = np.asarray(hashes, dtype=np.uint64)
+    lats = np.clip(_centre(_even_bits(bits), LAT_MIN, _LAT_SCALE), LAT_MIN, LAT_MAX)
+    lngs = np.clip(_centre(_even_bits(bits >> _ONE), LNG_MIN, _LNG_SCALE), LNG_MIN, LNG_MAX)
     v = np.sin((lngs * _DEG - lng * _DEG) / 2)
     lat_r, lats_r = lat * _DEG, lats * _DEG
     u = np.sin((lats_r - lat_r) / 2)

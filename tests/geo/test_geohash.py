@@ -46,7 +46,7 @@ async def test_decoded_hashes_are_the_coordinates_redis_returns(redis: Redis) ->
     scores = await redis.zmscore(KEY, members)
     positions = await redis.geopos(KEY, *members)
 
-    lngs, lats = geohash.decode([int(s) for s in scores])
+    lngs, lats, _ = geohash.decode_measured([int(s) for s in scores], 0.0, 0.0)
 
     # Exactly equal, not close: the search's coordinates must not depend on how they were read.
     assert [(float(p[0]), float(p[1])) for p in positions] == _printed(lngs, lats)
@@ -66,7 +66,7 @@ async def test_search_hashes_decode_to_its_coordinates(redis: Redis) -> None:
     )  # fmt: skip
     assert len(reply) > 400  # the points near Qingdao
 
-    lngs, lats = geohash.decode([hit[1] for hit in reply])
+    lngs, lats, _ = geohash.decode_measured([hit[1] for hit in reply], 120.38, 36.07)
 
     assert [(float(h[2][0]), float(h[2][1])) for h in reply] == list(zip(lngs, lats, strict=True))
     assert all(abs(x) >= 1 and abs(y) >= 1 for x, y in zip(lngs, lats, strict=True))
@@ -98,5 +98,4 @@ async def test_measured_distances_are_the_ones_geosearch_gives(redis: Redis) -> 
 
 
 def test_no_hashes_decode_to_nothing() -> None:
-    assert geohash.decode([]) == ([], [])
     assert geohash.decode_measured([], 120.0, 36.0) == ([], [], [])

@@ -220,11 +220,6 @@ class CallbackSender:
         """Look for due deliveries now (a new one was queued)."""
         self._wake.set()
 
-    @property
-    def pool(self) -> asyncpg.Pool | None:
-        """The loop's connections while it runs (dispatch.callbacks.SENDER_SETTINGS)."""
-        return self._pool if self._task is not None and not self._stopping else None
-
     def can_take(self) -> bool:
         """Whether this worker's loop runs and has a free slot for a run claimed elsewhere."""
         return (

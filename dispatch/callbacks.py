@@ -27,24 +27,8 @@ from rescue.typedefs import background_key, bus_key, settings_key
 logger = logging.getLogger(__name__)
 
 GROUP = "callbacks"
-# The callbacks' connections per worker: the delivery loop's and the queueing's (their statements
-# are short; attempts wait on HTTP).
+# The delivery loop's connections per worker (its statements are short; attempts wait on HTTP).
 SENDER_CONNECTIONS = 4
-# Their plans: every statement of the callbacks finds its rows by key from a handful given (a
-# batch's incidents, a run's deliveries and attempts, the pending ones through their partial
-# index), so each is planned once per connection (generic plans: planning them cost more than
-# their work, ~0.25 ms) and only with index look-ups and nested loops. A plan is cached until
-# the next ANALYZE of its tables, and one made while a table was small costs it out as a few
-# pages, where a scan or a hash of the whole table is cheapest: as deliveries and attempts then
-# grew, recording a delivered run took 2.3 ms on average over a bench phase instead of 0.3, and
-# 36 ms at 100,000 deliveries (the service's first minutes, or a server whose autovacuum lags
-# or is off). Without scans and hash or merge joins, the same statements keep their look-ups.
-SENDER_SETTINGS = {
-    "plan_cache_mode": "force_generic_plan",
-    "enable_seqscan": "off",
-    "enable_hashjoin": "off",
-    "enable_mergejoin": "off",
-}
 CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
 
 
@@ -241,9 +225,8 @@ def make_handler(sender: CallbackSender | None) -> BatchHandler:
         # With a free slot here, this worker sends what it queues: the new incidents' runs at
         # once, the rest through its own loop; else the statement's NOTIFY wakes every worker's.
         claim = sender is not None and sender.can_take()
-        # Committed before the sending; on the sender's connections, planned for look-ups.
-        pool = sender.pool if sender is not None and sender.pool is not None else ctx.pool
-        async with pool.acquire() as conn:
+        # Committed before the sending.
+        async with ctx.pool.acquire() as conn:
             queued = await queue_events(conn, events, claim=claim)
         if sender is not None:
             for run in queued.runs:
@@ -262,12 +245,13 @@ def setup_callbacks(app: web.Application) -> None:
         if not app[background_key]:
             yield
             return
-        # Its own few connections, planned for look-ups (SENDER_SETTINGS).
+        # Its own few connections, on which its statements are planned once (generic plans)
+        # rather than at every call: their planning cost more than their work (~0.25 ms).
         pool = await db.create_pool(
             app[settings_key].database_url,
             min_size=1,
             max_size=SENDER_CONNECTIONS,
-            server_settings=SENDER_SETTINGS,
+            server_settings={"plan_cache_mode": "force_generic_plan"},
         )
         await sender.start(pool)
         yield

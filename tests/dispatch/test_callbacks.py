@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dispatch import callback_routes, callback_sender, callbacks
+from dispatch import callback_routes, callbacks
 from dispatch.callback_sender import CallbackSender
 from dispatch.callbacks import make_handler, record_event, record_events, setup_callbacks
 from rescue import db
@@ -596,58 +596,3 @@ async def test_events_emitted_on_the_bus_reach_the_120_center_in_order(
     assert [e["id"] for e in received] == [created.id, offered.id, closed.id]
     assert received[0]["external_id"] == incident.external_id
     assert [r.status for r in receiver.requests] == [204, 204, 204]
-
-
-# Each callbacks statement with its parameter types, to plan it as the sender's connections do.
-CALLBACK_STATEMENTS = {
-    "queue": (
-        callbacks.QUEUE_DELIVERIES,
-        "text[], text[], text[], timestamptz[], int[], text[], text[], boolean, float8",
-    ),
-    "delivered": (
-        callback_sender.DELIVERED_CLAIM_NEXT,
-        "text[], int[], int[], int[], float8, bool",
-    ),
-    "claim": (callback_sender.CLAIM_DUE, "int, float8, int"),
-    "next_due": (callback_sender.NEXT_DUE_IN, ""),
-    "failed": (callback_sender.MARK_FAILED, "text, int, int, text, int, int, float8"),
-    "release": (callback_sender.RELEASE, "text[], int[]"),
-}
-
-
-async def test_callback_statements_plan_look_ups_even_on_small_tables(
-    pg: asyncpg.Connection, settings: Settings
-) -> None:
-    # A plan is cached until the next ANALYZE of its tables. Made while the queue tables are
-    # small (a new deployment, or statistics that lag), it must still find rows by key: a scan,
-    # hash or merge join of a whole table is cheapest on a few pages and grows with the table.
-    await pg.execute(
-        """INSERT INTO dispatch_centers (id, name, api_key_hash, webhook_secret, callback_url)
-           VALUES ('ctr_plan', 'plans', '\\x00', 'secret', 'http://127.0.0.1:9/cb');
-           INSERT INTO incidents (id, center_id, external_id, request_hash, lat, lng,
-                                  time_budget_s, budget_now_s, plan)
-           SELECT 'inc_plan' || g, 'ctr_plan', 'x' || g, '\\x00', 36.07, 120.38, 300, 300, '{}'
-           FROM generate_series(1, 20) g;
-           INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, incident_id,
-                                           center_id, url, payload, state, attempts)
-           SELECT 'whd_plan' || g, 'evt_plan' || g, 'offer.created', now(), 'inc_plan' || g,
-                  'ctr_plan', 'http://127.0.0.1:9/cb', '{}', 'delivered', 1
-           FROM generate_series(1, 20) g;
-           INSERT INTO webhook_attempts (delivery_id, attempt, status_code)
-           SELECT id, 1, 200 FROM webhook_deliveries;
-           ANALYZE incidents, dispatch_centers, webhook_deliveries, webhook_attempts"""
-    )
-    pool = await db.create_pool(
-        settings.database_url, min_size=1, max_size=1, server_settings=callbacks.SENDER_SETTINGS
-    )
-    try:
-        async with pool.acquire() as conn:
-            for name, (statement, types) in CALLBACK_STATEMENTS.items():
-                arity = len(types.split(",")) if types else 0
-                await conn.execute(f"PREPARE {name}{f'({types})' if types else ''} AS {statement}")
-                args = f"({', '.join(['NULL'] * arity)})" if arity else ""
-                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name}{args}"))
-                for node in ("Seq Scan", "Hash Join", "Merge Join"):
-                    assert node not in plan, f"{name}: {node}\n{plan}"
-    finally:
-        await pool.close()

@@ -55,7 +55,8 @@ async def measure_scale(o: Options, scale: data.Scale, *, full: bool) -> dict[st
     log = o.out.with_suffix(".log")
     result: dict[str, Any] = {
         "loaded": {"aeds": loaded.aeds, "volunteers_on_duty": loaded.on_duty,
-                   "seconds": loaded.seconds},
+                   "seconds": loaded.seconds,
+                   "history_incidents": loaded.history},
     }  # fmt: skip
     for name in ("service", "floor"):
         server = service_server(o, log) if name == "service" else floor_server(o, log)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
@@ -44,6 +46,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     scale = results["scales"]["tiny"]
     assert scale["loaded"]["aeds"] == 50
     assert scale["loaded"]["volunteers_on_duty"] == 500
+    assert scale["loaded"]["history_incidents"] == 200
     for target in ("service", "floor"):
         figures = scale[target]
         assert figures["alert_alone"]["count"] == 10
@@ -78,6 +81,9 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert received["created_lag_ms"]["count"] == 10
         assert "callbacks" not in scale["floor"][phase]
     assert "| tiny: callbacks received per alert, alone |" in results["table"]
+    # The past incidents the load stored are still as loaded: closed, their callbacks delivered
+    # once, nothing offered again to their volunteers.
+    assert asyncio.run(_history(_bench_database_url())) == (200, 1_200, 1_200, 1_000)
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
@@ -112,6 +118,32 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert row[1:4:2] == ["Redis", "us/call"] and int(row[2]) > 0, row
     # The same script on the same points finds the same members; a tiny crowd has some.
     assert rows["a"][7:9] == ["reply", rows["b"][8]] and int(rows["a"][8]) > 0, rows
+
+
+def _bench_database_url() -> str:
+    parts = urlsplit(TEST_DATABASE_URL)
+    return urlunsplit(parts._replace(path=f"/{_STORES[1]}"))
+
+
+async def _history(database_url: str) -> tuple[int, int, int, int]:
+    """The loaded history as it stands: its closed incidents, delivered callbacks (one attempt
+    each), attempts and expired offers."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM incidents
+                       WHERE center_id = 'ctr_00history' AND status = 'closed') AS closed,
+                      (SELECT count(*) FROM webhook_deliveries
+                       WHERE center_id = 'ctr_00history' AND state = 'delivered'
+                         AND attempts = 1) AS delivered,
+                      (SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d
+                       ON d.id = a.delivery_id WHERE d.center_id = 'ctr_00history') AS attempts,
+                      (SELECT count(*) FROM offers o JOIN incidents i ON i.id = o.incident_id
+                       WHERE i.center_id = 'ctr_00history' AND o.state = 'expired') AS offers"""
+        )
+    finally:
+        await conn.close()
+    return (row["closed"], row["delivered"], row["attempts"], row["offers"])
 
 
 def _tool(env: dict[str, str], module: str, *args: str) -> str:

@@ -53,8 +53,16 @@ from dispatch.service import (
 from geo import AedIndex
 from rescue.bus import Bus
 from rescue.bus.outbox import OutboxRows, outbox_rows
+from rescue.foreground import Foreground
 from rescue.ids import new_id
-from rescue.typedefs import aed_index_key, background_key, bus_key, db_key, redis_key
+from rescue.typedefs import (
+    aed_index_key,
+    background_key,
+    bus_key,
+    db_key,
+    foreground_key,
+    redis_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +70,10 @@ LOOP_INTERVAL_S = 0.5
 LEASE_S = 15
 CLAIM_BATCH = 10
 EXPIRE_BATCH = 500
+# The longest a wave's next piece of CPU waits for this worker's alerts in flight to finish
+# (rescue.foreground): an alert takes ~10 ms; a stream of them delays each wave by a few times
+# this, never stops it.
+YIELD_MAX_S = 0.02
 
 
 async def expire_offers(pool: asyncpg.Pool) -> int:
@@ -99,11 +111,14 @@ async def escalate(
     config: DispatchConfig,
     incident: asyncpg.Record,
     bus: Bus | None = None,
+    foreground: Foreground | None = None,
 ) -> int | None:
     """Run the next wave of a claimed incident if a role is short; the new wave, or None.
 
     With a running `bus`, the wave's events are published by this worker as soon as they are
-    committed, as an alert's are (no relay has to be woken and claim them first).
+    committed, as an alert's are (no relay has to be woken and claim them first). With the
+    worker's `foreground`, each piece of the wave's CPU (the search, the AEDs and the plan,
+    the draft) waits for the alerts in flight there to finish, YIELD_MAX_S at most.
     """
     async with pool.acquire() as conn:
         offers = list(await conn.fetch(queries.INCIDENT_OFFER_STATE, incident["id"]))
@@ -117,6 +132,7 @@ async def escalate(
     at_local = local_time(now, config)
     lat, lng = incident["lat"], incident["lng"]
     offered = frozenset(o["volunteer_id"] for o in offers)
+    await _yield(foreground)
     search = await find_candidates(
         redis,
         config,
@@ -135,9 +151,9 @@ async def escalate(
         if o["aed_id"]
         and (o["state"] == OfferState.ACCEPTED or (o["state"] == "open" and o["live"]))
     )
-    # A wave is background work: between its pieces of CPU (the search's candidates, the AEDs
-    # and the plan, the draft) the worker serves what is waiting, an alert first of all.
-    await asyncio.sleep(0)
+    # A wave is background work: between its pieces of CPU (the search, the AEDs and the plan,
+    # the draft) the worker serves what is waiting, and lets its alerts in flight finish.
+    await _yield(foreground)
     inp = PlanInput(
         lat=lat,
         lng=lng,
@@ -158,7 +174,7 @@ async def escalate(
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     for _ in range(ATTEMPTS):
         plan = config.strategy(inp)
-        await asyncio.sleep(0)
+        await _yield(foreground)
         wave = _draft_wave(
             incident=incident,
             ref=ref,
@@ -186,6 +202,14 @@ async def escalate(
         )
         return int(row["wave"])
     raise RuntimeError(f"incident {ref.id}: offered volunteers keep disappearing")
+
+
+async def _yield(foreground: Foreground | None) -> None:
+    """Between two pieces of a wave: what is ready runs, and the alerts in flight finish."""
+    if foreground is None:
+        await asyncio.sleep(0)
+    else:
+        await foreground.idle(YIELD_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +277,7 @@ async def tick(
     aeds: AedIndex,
     config: DispatchConfig,
     bus: Bus | None = None,
+    foreground: Foreground | None = None,
 ) -> int:
     """One round: expire offers, then escalate the due incidents; how many were claimed."""
     await expire_offers(pool)
@@ -261,7 +286,13 @@ async def tick(
     for incident in claimed:
         try:
             await escalate(
-                pool=pool, redis=redis, aeds=aeds, config=config, incident=incident, bus=bus
+                pool=pool,
+                redis=redis,
+                aeds=aeds,
+                config=config,
+                incident=incident,
+                bus=bus,
+                foreground=foreground,
             )
         except Exception:  # one incident's failure must not stop the others' waves
             logger.exception("escalation of incident %s failed", incident["id"])
@@ -279,6 +310,7 @@ async def run(app: web.Application, config: DispatchConfig) -> None:
                     aeds=app[aed_index_key],
                     config=config,
                     bus=app.get(bus_key),
+                    foreground=app.get(foreground_key),
                 )
                 == CLAIM_BATCH
             ):

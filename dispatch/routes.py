@@ -22,6 +22,7 @@ from rescue.typedefs import (
     bus_key,
     db_key,
     dispatch_key,
+    foreground_key,
     metrics_key,
     redis_key,
     settings_key,
@@ -121,26 +122,28 @@ async def post_alert(request: web.Request) -> web.Response:
     app = request.app
     config = app[dispatch_key]
     counter = app[metrics_key].alerts
-    try:
-        result = await service.raise_alert(
-            pool=app[db_key],
-            redis=app[redis_key],
-            aeds=app[aed_index_key],
-            config=config,
-            alert=alert,
-            bus=app.get(bus_key),
-        )
-    except DispatchError:
-        counter.labels("conflict").inc()
-        raise
-    if result.created:
-        counter.labels("created").inc()
-        if result.plan["degraded"]:
-            counter.labels("degraded").inc()
-    else:
-        counter.labels("replayed").inc()
-    body = render_plan(result.plan, status=result.status, crs=crs, config=config)
-    return json_response(body, status=201 if result.created else 200)
+    # In flight: this worker's background work waits for it (rescue.foreground).
+    with app[foreground_key].busy():
+        try:
+            result = await service.raise_alert(
+                pool=app[db_key],
+                redis=app[redis_key],
+                aeds=app[aed_index_key],
+                config=config,
+                alert=alert,
+                bus=app.get(bus_key),
+            )
+        except DispatchError:
+            counter.labels("conflict").inc()
+            raise
+        if result.created:
+            counter.labels("created").inc()
+            if result.plan["degraded"]:
+                counter.labels("degraded").inc()
+        else:
+            counter.labels("replayed").inc()
+        body = render_plan(result.plan, status=result.status, crs=crs, config=config)
+        return json_response(body, status=201 if result.created else 200)
 
 
 def _center_scope(principal: Principal) -> str | None:

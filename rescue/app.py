@@ -17,6 +17,7 @@ from rescue.auth import Authenticator
 from rescue.bus import bus_ctx, install_bus
 from rescue.centers.routes import routes as center_routes
 from rescue.demo.fleet import fleet_ctx
+from rescue.foreground import Foreground
 from rescue.metrics import Metrics
 from rescue.middleware import auth_middleware, error_middleware, metrics_middleware
 from rescue.ops import routes as ops_routes
@@ -26,6 +27,7 @@ from rescue.typedefs import (
     auth_key,
     background_key,
     db_key,
+    foreground_key,
     metrics_key,
     redis_key,
     settings_key,
@@ -88,6 +90,7 @@ def create_app(*, settings: Settings | None = None, background: bool = True) -> 
     app.router.add_routes(aed_routes)
     app.router.add_routes(ui_routes)
     app[background_key] = background
+    app[foreground_key] = Foreground()
     install_bus(app)
     setup_volunteers(app)
     setup_dispatch(app)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rescue.aeds.sync import AedSync
     from rescue.auth import Authenticator
     from rescue.bus import Bus
+    from rescue.foreground import Foreground
     from rescue.metrics import Metrics
     from rescue.settings import Settings
     from volunteers.channels import PhoneHub
@@ -30,6 +31,7 @@ auth_key: web.AppKey[Authenticator] = web.AppKey("auth")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
 background_key: web.AppKey[bool] = web.AppKey("background", bool)
 bus_key: web.AppKey[Bus] = web.AppKey("bus")
+foreground_key: web.AppKey[Foreground] = web.AppKey("foreground")
 phone_hub_key: web.AppKey[PhoneHub] = web.AppKey("phone_hub")
 dispatch_key: web.AppKey[DispatchConfig] = web.AppKey("dispatch")
 guidance_key: web.AppKey[GuidanceConfig] = web.AppKey("guidance")

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
 
+from dispatch import escalation, queries
 from geo import TravelMode, TravelModel
-from rescue.typedefs import bus_key
+from rescue.foreground import Foreground
+from rescue.typedefs import (
+    aed_index_key,
+    bus_key,
+    db_key,
+    dispatch_key,
+    foreground_key,
+    redis_key,
+)
 from tests.dispatch.support import (
     PATIENT,
     aed,
@@ -256,3 +268,61 @@ async def test_a_waves_fetcher_brings_the_best_placed_aed_that_is_open(
         )
     )
     assert dict(offer) == {"wave": 2, "role": "aed", "aed_id": open_now}
+
+
+async def test_a_wave_waits_for_the_alerts_in_flight_on_its_worker(
+    make_client: Any, pg: asyncpg.Connection, monkeypatch: Any
+) -> None:
+    # The wave runs here, not in a background loop: its worker has an alert in flight.
+    client = await make_client(escalation_window_s=1, background=False)
+    c = await center(client)
+    farther = await volunteer(
+        client, pg, offset(PATIENT, east_m=MODEL.reach_m(380, TravelMode.WALK))
+    )
+    plan = await raise_alert(client, c)
+    assert plan["responders"] == []
+    app = client.app
+    claimed = await wait_until(lambda: pg.fetch(queries.CLAIM_DUE_INCIDENTS, 10, 15))
+    monkeypatch.setattr(escalation, "YIELD_MAX_S", 60.0)
+    foreground = Foreground()
+    wave = escalation.escalate(
+        pool=app[db_key],
+        redis=app[redis_key],
+        aeds=app[aed_index_key],
+        config=app[dispatch_key],
+        incident=claimed[0],
+        foreground=foreground,
+    )
+    with foreground.busy():
+        task = asyncio.create_task(wave)
+        done, _ = await asyncio.wait({task}, timeout=0.2)
+        assert not done
+        count = "SELECT count(*) FROM offers WHERE incident_id = $1"
+        assert await pg.fetchval(count, plan["incident_id"]) == 0
+    # The alert done, the wave goes on at once.
+    assert await asyncio.wait_for(task, timeout=30) == 2
+    offered = await pg.fetchval(
+        "SELECT volunteer_id FROM offers WHERE incident_id = $1 AND wave = 2", plan["incident_id"]
+    )
+    assert offered == farther.id
+
+
+async def test_an_alert_is_in_flight_on_its_worker_while_it_runs(
+    make_client: Any, pg: asyncpg.Connection, monkeypatch: Any
+) -> None:
+    client = await make_client(background=False)
+    c = await center(client)
+    foreground = client.app[foreground_key]
+    seen: list[int] = []
+    busy = foreground.busy
+
+    @contextlib.contextmanager
+    def counting() -> Iterator[None]:
+        with busy():
+            seen.append(foreground.in_flight)
+            yield
+
+    monkeypatch.setattr(foreground, "busy", counting)
+    await raise_alert(client, c)
+    assert seen == [1]
+    assert foreground.in_flight == 0

@@ -1,0 +1,58 @@
+"""Background work waits for the alerts in flight on its worker (cooperatively, within a bound).
+
+A worker's event loop runs its requests and its background work (escalation waves, the bus's
+consumers, callbacks) in turn: whenever an alert awaits Redis or PostgreSQL, the loop runs what
+else is ready, and an alert whose reply has arrived resumes only once that piece of work
+yields. A wave's pieces (its search at the wider reach, its plan) take milliseconds of CPU, so
+an alert that happened to await while a wave was ready came back late by one of them: the
+paced phases' slowest alerts were those sent while the waves ran.
+
+Before such a piece, background work calls `await foreground.idle(max_wait_s)`: it returns at
+once when no alert is in flight on this worker, else when the last one finishes, or after
+`max_wait_s` at most, so that a steady stream of alerts delays background work by a bounded
+amount and never stops it. An alert marks itself in flight with `with foreground.busy():`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+
+class Foreground:
+    """The alerts in flight on this worker, and a wait for there to be none."""
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark one alert in flight for the block's duration."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def idle(self, max_wait_s: float) -> bool:
+        """Wait until no alert is in flight, `max_wait_s` at most; whether none is.
+
+        Always yields to the event loop once, as `asyncio.sleep(0)` would, so that what is
+        ready (an alert's resumption first of all) runs before the caller's next piece.
+        """
+        await asyncio.sleep(0)
+        if self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait_s):
+                    await self._idle.wait()
+        return self._in_flight == 0

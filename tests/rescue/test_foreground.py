@@ -1,0 +1,43 @@
+"""Background work waits for the alerts in flight on its worker, within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rescue.foreground import Foreground
+
+
+async def test_idle_at_once_when_no_alert_is_in_flight() -> None:
+    assert await Foreground().idle(max_wait_s=60) is True
+
+
+async def test_idle_waits_for_the_last_alert_in_flight() -> None:
+    foreground = Foreground()
+    with foreground.busy():
+        with foreground.busy():
+            waiter = asyncio.create_task(foreground.idle(max_wait_s=60))
+            done, _ = await asyncio.wait({waiter}, timeout=0.05)
+            assert not done
+        assert foreground.in_flight == 1
+        done, _ = await asyncio.wait({waiter}, timeout=0.05)
+        assert not done  # one still in flight
+    assert await waiter is True
+    assert foreground.in_flight == 0
+
+
+async def test_idle_gives_up_after_its_bound() -> None:
+    foreground = Foreground()
+    with foreground.busy():
+        assert await foreground.idle(max_wait_s=0.01) is False
+    assert await foreground.idle(max_wait_s=0.01) is True
+
+
+async def test_an_alert_that_fails_is_no_longer_in_flight() -> None:
+    foreground = Foreground()
+    try:
+        with foreground.busy():
+            raise ValueError("conflict")
+    except ValueError:
+        pass
+    assert foreground.in_flight == 0
+    assert await foreground.idle(max_wait_s=60) is True

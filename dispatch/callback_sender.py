@@ -33,6 +33,7 @@ import aiohttp
 import asyncpg
 
 from dispatch.signing import signed_headers
+from rescue.foreground import Foreground
 from rescue.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -201,9 +202,17 @@ def callback_body(payload: Mapping[str, Any]) -> bytes:
 class CallbackSender:
     """One worker's delivery loop: claims due deliveries and POSTs them, signed."""
 
-    def __init__(self, settings: Settings, *, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        concurrency: int = CONCURRENCY,
+        foreground: Foreground | None = None,
+    ) -> None:
         self._settings = settings
         self._concurrency = concurrency
+        # The worker's alerts in flight, which each POST waits for (rescue.foreground).
+        self._foreground = foreground
         self._wake = asyncio.Event()
         self._rng = random.Random()
         self._inflight: set[asyncio.Task[bool]] = set()
@@ -329,6 +338,8 @@ class CallbackSender:
         while run:
             delivered: list[tuple[Claimed, int, int]] = []
             for n, row in enumerate(run):
+                if self._foreground is not None:
+                    await self._foreground.idle()
                 status, error, duration_ms = await self._post(row)
                 if status is None or not 200 <= status < 300:
                     await self._failed(delivered, row, status, error, duration_ms, run[n + 1 :])

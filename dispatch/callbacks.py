@@ -22,7 +22,7 @@ from dispatch.callback_sender import CHANNEL, LEASE_S, CallbackSender
 from rescue import db
 from rescue.bus import BatchContext, BatchHandler, Event
 from rescue.ids import new_id
-from rescue.typedefs import background_key, bus_key, settings_key
+from rescue.typedefs import background_key, bus_key, foreground_key, settings_key
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def make_handler(sender: CallbackSender | None) -> BatchHandler:
 
 def setup_callbacks(app: web.Application) -> None:
     """Subscribe the callbacks handler on the bus and run a delivery loop on this worker."""
-    sender = CallbackSender(app[settings_key])
+    sender = CallbackSender(app[settings_key], foreground=app.get(foreground_key))
 
     async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
         if not app[background_key]:

@@ -70,10 +70,6 @@ LOOP_INTERVAL_S = 0.5
 LEASE_S = 15
 CLAIM_BATCH = 10
 EXPIRE_BATCH = 500
-# The longest a wave's next piece of CPU waits for this worker's alerts in flight to finish
-# (rescue.foreground): an alert takes ~10 ms; a stream of them delays each wave by a few times
-# this, never stops it.
-YIELD_MAX_S = 0.02
 
 
 async def expire_offers(pool: asyncpg.Pool) -> int:
@@ -118,7 +114,7 @@ async def escalate(
     With a running `bus`, the wave's events are published by this worker as soon as they are
     committed, as an alert's are (no relay has to be woken and claim them first). With the
     worker's `foreground`, each piece of the wave's CPU (the search, the AEDs and the plan,
-    the draft) waits for the alerts in flight there to finish, YIELD_MAX_S at most.
+    the draft) waits for the alerts in flight there to finish (a bounded wait).
     """
     async with pool.acquire() as conn:
         offers = list(await conn.fetch(queries.INCIDENT_OFFER_STATE, incident["id"]))
@@ -209,7 +205,7 @@ async def _yield(foreground: Foreground | None) -> None:
     if foreground is None:
         await asyncio.sleep(0)
     else:
-        await foreground.idle(YIELD_MAX_S)
+        await foreground.idle()
 
 
 @dataclass(frozen=True, slots=True)

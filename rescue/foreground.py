@@ -7,10 +7,12 @@ yields. A wave's pieces (its search at the wider reach, its plan) take milliseco
 an alert that happened to await while a wave was ready came back late by one of them: the
 paced phases' slowest alerts were those sent while the waves ran.
 
-Before such a piece, background work calls `await foreground.idle(max_wait_s)`: it returns at
-once when no alert is in flight on this worker, else when the last one finishes, or after
-`max_wait_s` at most, so that a steady stream of alerts delays background work by a bounded
-amount and never stops it. An alert marks itself in flight with `with foreground.busy():`.
+Before such a piece, background work calls `await foreground.idle()`: it returns at once when
+no alert is in flight on this worker, else when the last one finishes, or after `max_wait_s`
+at most, so that a steady stream of alerts delays background work by a bounded amount and
+never stops it. An alert marks itself in flight with `with foreground.busy():`. Background work
+here: a wave's pieces (dispatch.escalation), each read of a bus consumer (rescue.bus), each
+callback POST (dispatch.callback_sender).
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+# The longest a piece of background work waits for the alerts in flight: an alert takes ~10 ms
+# of its worker's time; a steady stream of them delays each piece by this, never stops it.
+MAX_WAIT_S = 0.02
+
 
 class Foreground:
     """The alerts in flight on this worker, and a wait for there to be none."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait_s: float = MAX_WAIT_S) -> None:
+        self.max_wait_s = max_wait_s
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -44,7 +51,7 @@ class Foreground:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def idle(self, max_wait_s: float) -> bool:
+    async def idle(self) -> bool:
         """Wait until no alert is in flight, `max_wait_s` at most; whether none is.
 
         Always yields to the event loop once, as `asyncio.sleep(0)` would, so that what is
@@ -53,6 +60,6 @@ class Foreground:
         await asyncio.sleep(0)
         if self._in_flight:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max_wait_s):
+                async with asyncio.timeout(self.max_wait_s):
                     await self._idle.wait()
         return self._in_flight == 0

@@ -21,6 +21,7 @@ from rescue.bus.consumer import Consumer
 from rescue.bus.models import BatchHandler, BusStats, Handler, Subscription
 from rescue.bus.outbox import OutboxRows
 from rescue.bus.relay import CLAIM_LEASE, Relay
+from rescue.foreground import Foreground
 from rescue.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class BusOptions(TypedDict, total=False):
     backoff_base_s: float
     backoff_max_s: float
     record_delay_s: float
+    foreground: Foreground | None
 
 
 class Bus:
@@ -94,6 +96,7 @@ class Bus:
         backoff_base_s: float = 0.1,
         backoff_max_s: float = 5.0,
         record_delay_s: float = 0.5,
+        foreground: Foreground | None = None,
     ) -> None:
         if claim_idle_ms <= 0 or block_ms <= 0 or max_deliveries <= 0:
             raise ValueError("claim_idle_ms, block_ms and max_deliveries must be positive")
@@ -120,6 +123,8 @@ class Bus:
         # A batch handler's events are recorded this long after it returns, several reads in
         # one INSERT (see Consumer).
         self.record_delay_s = record_delay_s
+        # The worker's alerts in flight, which each read's handling waits for (rescue.foreground).
+        self.foreground = foreground
         self.stats = BusStats()
         self.dsn = ""
         self._pool: asyncpg.Pool | None = None

@@ -202,6 +202,9 @@ class Consumer:
         if not entries:
             return
         bus = self._bus
+        if bus.foreground is not None:
+            # Background work: the worker's alerts in flight finish first (bounded).
+            await bus.foreground.idle()
         sub = self._sub
         parsed: list[tuple[str, Mapping[Any, Any], int, Event | Exception]] = []
         for entry_id, fields, attempt in entries:

@@ -11,7 +11,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from rescue.bus.bus import Bus
-from rescue.typedefs import background_key, bus_key, db_key, metrics_key, settings_key
+from rescue.typedefs import (
+    background_key,
+    bus_key,
+    db_key,
+    foreground_key,
+    metrics_key,
+    settings_key,
+)
 
 # Headroom over XREADGROUP's BLOCK before the socket read times out.
 _SOCKET_MARGIN_S = 5.0
@@ -24,6 +31,8 @@ def install_bus(app: web.Application, **options: Any) -> Bus:
     options.setdefault("max_deliveries", settings.bus_max_deliveries)
     if metrics_key in app:
         options.setdefault("metrics", app[metrics_key])
+    if foreground_key in app:
+        options.setdefault("foreground", app[foreground_key])
     bus = Bus.unbound(**options)
     app[bus_key] = bus
     return bus

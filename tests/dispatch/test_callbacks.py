@@ -23,6 +23,7 @@ from dispatch.callbacks import make_handler, record_event, record_events, setup_
 from rescue import db
 from rescue.app import create_app
 from rescue.bus import BatchContext, Event, bus_ctx, emit, install_bus
+from rescue.foreground import Foreground
 from rescue.ids import new_id
 from rescue.settings import Settings
 from rescue.typedefs import bus_key, db_key
@@ -596,3 +597,33 @@ async def test_events_emitted_on_the_bus_reach_the_120_center_in_order(
     assert [e["id"] for e in received] == [created.id, offered.id, closed.id]
     assert received[0]["external_id"] == incident.external_id
     assert [r.status for r in receiver.requests] == [204, 204, 204]
+
+
+async def test_a_post_waits_for_the_workers_alerts_in_flight(
+    make_client: Callable[..., Awaitable[TestClient]],
+    pg: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    receiver: Receiver,
+) -> None:
+    api = await make_client(background=False, **FAST)  # no delivery loop but the test's
+    center = await new_center(api, receiver)
+    incident = await insert_incident(pg, center["id"])
+    event = make_event("incident.created", incident)
+    foreground = Foreground(max_wait_s=60)
+    sender = CallbackSender(settings.replace(**FAST), foreground=foreground)
+    await sender.start(pool)
+    try:
+        with foreground.busy():
+            await record_together(pool, [event])
+            claimed = "SELECT attempts = 1 FROM webhook_deliveries WHERE event_id = $1"
+            await wait_until(lambda: pg.fetchval(claimed, event.id), what="claimed")
+            # Claimed, and held before its POST while the alert is in flight.
+            arrival = asyncio.create_task(receiver.wait_for(1))
+            done, _ = await asyncio.wait({arrival}, timeout=0.2)
+            assert not done and receiver.requests == []
+            arrival.cancel()
+        received = await receiver.wait_for(1)
+        assert [e["id"] for e in received] == [event.id]
+    finally:
+        await sender.stop()

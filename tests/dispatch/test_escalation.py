@@ -271,7 +271,7 @@ async def test_a_waves_fetcher_brings_the_best_placed_aed_that_is_open(
 
 
 async def test_a_wave_waits_for_the_alerts_in_flight_on_its_worker(
-    make_client: Any, pg: asyncpg.Connection, monkeypatch: Any
+    make_client: Any, pg: asyncpg.Connection
 ) -> None:
     # The wave runs here, not in a background loop: its worker has an alert in flight.
     client = await make_client(escalation_window_s=1, background=False)
@@ -283,8 +283,7 @@ async def test_a_wave_waits_for_the_alerts_in_flight_on_its_worker(
     assert plan["responders"] == []
     app = client.app
     claimed = await wait_until(lambda: pg.fetch(queries.CLAIM_DUE_INCIDENTS, 10, 15))
-    monkeypatch.setattr(escalation, "YIELD_MAX_S", 60.0)
-    foreground = Foreground()
+    foreground = Foreground(max_wait_s=60)
     wave = escalation.escalate(
         pool=app[db_key],
         redis=app[redis_key],
@@ -326,3 +325,5 @@ async def test_an_alert_is_in_flight_on_its_worker_while_it_runs(
     await raise_alert(client, c)
     assert seen == [1]
     assert foreground.in_flight == 0
+    # The worker's other background work waits for the same alerts.
+    assert client.app[bus_key].foreground is foreground

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from rescue.bus import BatchContext, Bus, Event, HandlerContext, mark_processed
 from rescue.bus.outbox import emit_many, new_event
+from rescue.foreground import Foreground
 from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
@@ -306,3 +307,26 @@ async def test_a_slow_batch_is_not_reclaimed_by_its_own_consumer(
 
 async def _nothing_pending(redis: Redis, bus: Bus) -> bool:
     return int((await redis.xpending(bus.stream, "phones"))["pending"]) == 0
+
+
+async def test_a_read_waits_for_the_workers_alerts_in_flight(
+    make_bus: MakeBus, pg: asyncpg.Connection
+) -> None:
+    foreground = Foreground(max_wait_s=60)
+    handled = asyncio.Event()
+
+    async def handler(event: Event, ctx: HandlerContext) -> None:
+        handled.set()
+
+    bus = make_bus(foreground=foreground)
+    bus.subscribe("phones", handler)
+    await bus.start()
+    with foreground.busy():
+        # Held by the alert in flight (its bound is far away)...
+        await emit_committed(pg, type="offer.created", data={})
+        published = "SELECT count(*) = 1 FROM outbox WHERE published_at IS NOT NULL"
+        await wait_until(lambda: pg.fetchval(published), what="published")
+        done, _ = await asyncio.wait({asyncio.create_task(handled.wait())}, timeout=0.2)
+        assert not done
+    # ...and handled as soon as it is done.
+    await asyncio.wait_for(handled.wait(), timeout=10)

@@ -8,14 +8,14 @@ from rescue.foreground import Foreground
 
 
 async def test_idle_at_once_when_no_alert_is_in_flight() -> None:
-    assert await Foreground().idle(max_wait_s=60) is True
+    assert await Foreground(max_wait_s=60).idle() is True
 
 
 async def test_idle_waits_for_the_last_alert_in_flight() -> None:
-    foreground = Foreground()
+    foreground = Foreground(max_wait_s=60)
     with foreground.busy():
         with foreground.busy():
-            waiter = asyncio.create_task(foreground.idle(max_wait_s=60))
+            waiter = asyncio.create_task(foreground.idle())
             done, _ = await asyncio.wait({waiter}, timeout=0.05)
             assert not done
         assert foreground.in_flight == 1
@@ -26,18 +26,18 @@ async def test_idle_waits_for_the_last_alert_in_flight() -> None:
 
 
 async def test_idle_gives_up_after_its_bound() -> None:
-    foreground = Foreground()
+    foreground = Foreground(max_wait_s=0.01)
     with foreground.busy():
-        assert await foreground.idle(max_wait_s=0.01) is False
-    assert await foreground.idle(max_wait_s=0.01) is True
+        assert await foreground.idle() is False
+    assert await foreground.idle() is True
 
 
 async def test_an_alert_that_fails_is_no_longer_in_flight() -> None:
-    foreground = Foreground()
+    foreground = Foreground(max_wait_s=60)
     try:
         with foreground.busy():
             raise ValueError("conflict")
     except ValueError:
         pass
     assert foreground.in_flight == 0
-    assert await foreground.idle(max_wait_s=60) is True
+    assert await foreground.idle() is True

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,9 +38,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         "--alerts", "10", "--ramp-start", "50", "--ramp-max", "50", "--ramp-step-s", "1",
         "--ws-alerts", "1", "--alert-rate", "50", "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=230, check=False
-    )
+    proc = _run(args, env=env, timeout=230)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text(encoding="utf-8"))
     assert {"command", "machine", "options", "scales", "table"} <= results.keys()
@@ -148,10 +149,49 @@ async def _history(database_url: str) -> tuple[int, int, int, int]:
 
 def _tool(env: dict[str, str], module: str, *args: str) -> str:
     """Run `python -m module` on the tiny run's stores; its standard output."""
-    proc = subprocess.run(
+    proc = _run(
         [sys.executable, "-m", module, *args, *_STORES],
-        cwd=ROOT, env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-tools-test-token"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env={**env, "RESCUE_ADMIN_TOKEN": "adm_bench-tools-test-token"},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
+
+
+def _run(
+    args: list[str], *, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a bench command in a process group of its own; on a timeout (or the test
+    interrupted) the whole group goes, the gunicorn servers and load processes it started
+    included. `subprocess.run` would kill only the command: its servers, left running on the
+    tests' stores, then consumed the next tests' bus events."""
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None or _group_alive(proc.pid):
+            _kill_group(proc.pid)
+            proc.wait()
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGTERM the group (gunicorn stops its workers), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)

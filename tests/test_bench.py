@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from bench.data import with_database
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,12 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert "| tiny: callbacks received per alert, alone |" in results["table"]
     # The past incidents the load stored are still as loaded: closed, their callbacks delivered
     # once, nothing offered again to their volunteers.
-    assert asyncio.run(_history(_bench_database_url())) == (200, 1_200, 1_200, 1_000)
+    assert asyncio.run(_history(with_database(TEST_DATABASE_URL, _STORES[1]))) == (
+        200,
+        1_200,
+        1_200,
+        1_000,
+    )
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
@@ -119,11 +125,6 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert row[1:4:2] == ["Redis", "us/call"] and int(row[2]) > 0, row
     # The same script on the same points finds the same members; a tiny crowd has some.
     assert rows["a"][7:9] == ["reply", rows["b"][8]] and int(rows["a"][8]) > 0, rows
-
-
-def _bench_database_url() -> str:
-    parts = urlsplit(TEST_DATABASE_URL)
-    return urlunsplit(parts._replace(path=f"/{_STORES[1]}"))
 
 
 async def _history(database_url: str) -> tuple[int, int, int, int]:

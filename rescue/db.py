@@ -38,7 +38,16 @@ async def create_pool(
     max_size: int = 10,
     server_settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
-    """A connection pool with JSON codecs installed (and these settings on each connection)."""
+    """A connection pool with JSON codecs installed (and these settings on each connection).
+
+    Prepared statements are kept as long as their connection (LRU-bounded by asyncpg's cache of
+    100 statements): asyncpg's default drops each one 5 minutes after it was prepared, used or
+    not, and a city's alerts come minutes or hours apart, so nearly every alert would have
+    prepared its statement again. In process, on the province's data, the alert's statement
+    took 2.7 ms prepared and 3.6 ms prepared again (median; BENCHMARKS.md, session 11). The
+    `min_size` connections themselves outlive a quiet spell (asyncpg closes only idle
+    connections beyond it); one made afresh cost that statement 16.8 ms.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -47,6 +56,7 @@ async def create_pool(
         init=_init_connection,
         reset=_keep_session,
         command_timeout=30,
+        max_cached_statement_lifetime=0,
     )
     assert pool is not None
     return pool

@@ -125,6 +125,18 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert row[1:4:2] == ["Redis", "us/call"] and int(row[2]) > 0, row
     # The same script on the same points finds the same members; a tiny crowd has some.
     assert rows["a"][7:9] == ["reply", rows["b"][8]] and int(rows["a"][8]) > 0, rows
+    # The alert after a quiet spell, the service beside the floor (a spell of 0.2 s here).
+    quiet_out = tmp_path / "quiet.json"
+    printed = _tool(
+        env, "bench.quiet", "--variant", "a=.", "--floor", "--workers", "1", "--cycles", "2",
+        "--quiet-s", "0.2", "--alerts", "2", "--out", str(quiet_out),
+    )  # fmt: skip
+    quiet = json.loads(quiet_out.read_text(encoding="utf-8"))["variants"]
+    assert quiet.keys() == {"a", "floor"}
+    for name, figures in quiet.items():
+        assert len(figures["warmup"]) == 20 and len(figures["cycles"]) == 2, figures
+        assert all(len(c) == 2 and min(c) > 0 for c in figures["cycles"]), figures
+        assert f"{name}: first alert after 0 s of quiet " in printed
 
 
 async def _history(database_url: str) -> tuple[int, int, int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import sys
@@ -91,14 +90,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
 
 async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
     """Start every variant, then alternate quiet spells and alerts."""
-    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rescue")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    database_url, redis_url = data.bench_urls(a.database, a.redis_db)
     o = Options(
         workers=a.workers, worker_class="", scale="qingdao", alerts=0, alert_concurrency=1,
         position_rate=0, position_procs=1, ramp_start=0, ramp_step=0, ramp_max=0,
         ramp_step_s=0.0, ws_alerts=0, seed=a.seed, province=False,
-        database_url=data.with_database(database_url, a.database),
-        redis_url=data.with_redis_db(redis_url, a.redis_db), out=out, alert_rate=0.0,
+        database_url=database_url, redis_url=redis_url, out=out, alert_rate=0.0,
         callbacks=False,
     )  # fmt: skip
     variants = [_variant(v) for v in a.variant]

@@ -45,8 +45,10 @@ def _q(values: list[float], f: float) -> float:
     return ordered[int(f * (len(ordered) - 1))] if ordered else 0.0
 
 
-async def compare(database_url: str, redis_url: str, points: int, seed: int, cap: int) -> str:
-    """The comparison's summary line."""
+async def compare(
+    database_url: str, redis_url: str, points: int, seed: int, cap: int, budget_s: int | None
+) -> str:
+    """The comparison's summary line (at the alert's time budget, or `budget_s`: a wave's)."""
     config = build_config(Settings.from_env())
     conn = await asyncpg.connect(database_url)
     try:
@@ -56,7 +58,7 @@ async def compare(database_url: str, redis_url: str, points: int, seed: int, cap
     redis = Redis.from_url(redis_url, decode_responses=True)  # as the service's client
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
-    budget = config.time_budget_s
+    budget = budget_s or config.time_budget_s
     reach = config.reach_by_mode(budget)
     differ = fewer = 0
     later_aed: list[float] = []
@@ -92,7 +94,8 @@ async def compare(database_url: str, redis_url: str, points: int, seed: int, cap
     finally:
         await redis.aclose()
     return (
-        f"{points} points, at most {cap} members per mode vs unbounded: {differ} plans differ, "
+        f"{points} points, {budget} s budget, at most {cap} members per mode vs unbounded: "
+        f"{differ} plans differ, "
         f"{fewer} with fewer offers; first AED later in {len(later_aed)} "
         f"(median {_q(later_aed, 0.5):.0f} s), first CPR later in {len(later_cpr)}; "
         f"candidates median {_q(found, 0.5):.0f} p90 {_q(found, 0.9):.0f}; "
@@ -101,16 +104,20 @@ async def compare(database_url: str, redis_url: str, points: int, seed: int, cap
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bench.plans [--points N] [--cap N] [--database D] [--redis-db N]`."""
+    """`python -m bench.plans [--points N] [--cap N] [--budget S] [--database D] [--redis-db N]`."""
     p = argparse.ArgumentParser(prog="python -m bench.plans", description=__doc__)
     p.add_argument("--points", type=int, default=1000)
     p.add_argument("--cap", type=int, default=MODE_CAP, help="members per mode (the service's)")
+    p.add_argument(
+        "--budget", type=int, default=None,
+        help="time budget in seconds (default: the alert's; an escalation wave's is wider)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=777)
     p.add_argument("--database", default=data.BENCH_DATABASE)
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
     a = p.parse_args(argv)
     database_url, redis_url = data.bench_urls(a.database, a.redis_db)
-    print(asyncio.run(compare(database_url, redis_url, a.points, a.seed, a.cap)))
+    print(asyncio.run(compare(database_url, redis_url, a.points, a.seed, a.cap, a.budget)))
 
 
 if __name__ == "__main__":

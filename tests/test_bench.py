@@ -18,6 +18,7 @@ import pytest
 
 from bench.data import with_database
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from volunteers.positions import MODE_CAP
 
 ROOT = Path(__file__).resolve().parent.parent
 # The tiny run's stores: a database named after the tests' (never the demo's, and another per
@@ -100,9 +101,15 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     )
 
     # The in-process tools run on the data the run left loaded.
-    plans = _tool(env, "bench.plans", "--points", "20")
-    # The bound is far above a tiny scale's crowd: the plans are the unbounded ones.
-    assert plans.startswith("20 points, at most 200 members per mode vs unbounded: 0 plans")
+    # The bound is far above a tiny scale's crowd: the plans are the unbounded ones, at the
+    # alert's budget and at a wave's.
+    for budget in (300, 600):
+        argv = ["--points", "20"] + (["--budget", str(budget)] if budget != 300 else [])
+        plans = _tool(env, "bench.plans", *argv)
+        assert plans.startswith(
+            f"20 points, {budget} s budget, at most {MODE_CAP} members per mode vs unbounded: "
+            "0 plans differ"
+        ), plans
     lines = _tool(env, "bench.phases", "--points", "10").splitlines()
     assert lines[0].startswith("10 alerts in process")
     assert [line.split()[0] for line in lines[1:]] == [

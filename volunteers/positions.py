@@ -60,10 +60,12 @@ __all__ = [
 ]
 
 # The members of one mode a search examines at most, its nearest first (for one mode, nearer is
-# sooner). On 400 urban points of the Qingdao bench data (110,000 on duty), plans with 150 per
-# mode were identical to plans with no bound (60: 10 differed); dense centres hold up to ~600
-# members within the modes' reach, and a province-scale crowd many times that.
-MODE_CAP = 200
+# sooner). `python -m bench.plans`, 1,000 urban points: on the Qingdao bench data (110,000 on
+# duty) plans with 100 per mode were identical to plans with no bound (60: 21 differed); on the
+# province data (1,000,000) 150 per mode changed 4 plans of 1,000 at the alert's budget and 6-7
+# at a wave's (200: 2), each in its third AED fetcher only (1-11 s later), never the first AED
+# or CPR responder, and cut the search's median 3.0 -> 2.2 ms (BENCHMARKS.md, session 12).
+MODE_CAP = 150
 _BATCH = 1000
 
 

@@ -133,6 +133,7 @@ _COSTS = (
     ("postgres_cpu_ms", "PostgreSQL CPU (ms)"),
     ("redis_cpu_ms", "Redis CPU (ms)"),
     ("machine_cpu_ms", "machine CPU, load generator included (ms)"),
+    ("receiver_cpu_ms", "of which the 120 center's callback receiver (ms)"),
     ("steal_ms", "CPU stolen by the hypervisor, whole machine (ms)"),
     ("pg_transactions", "PostgreSQL transactions"),
     ("redis_commands", "Redis commands"),

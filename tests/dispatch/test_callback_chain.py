@@ -6,6 +6,7 @@ sender and receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -357,6 +358,46 @@ async def test_the_delivery_loop_claims_as_many_incidents_as_it_has_slots(
     other = [r["event_id"] for r in await claim_due(conn, heads=1)]
 
     assert sorted([one, other]) == sorted([first, second])
+
+
+async def test_the_loop_does_not_claim_again_a_follower_another_worker_is_recording(
+    pg: asyncpg.Connection, pool: asyncpg.Pool, conn: asyncpg.Connection, center_id: str
+) -> None:
+    # Worker A claimed an incident's event when it was the incident's only one; an event that
+    # sorts before it came late (its batch read after), and A's lease ran out: the late one is
+    # now the due head, A's event a due follower. A records its attempt delivered meanwhile.
+    early, late = await new_incident(conn, center_id, ["offer.created", "offer.expired"])
+    await record_events(conn, [late])
+    (in_flight,) = await claim_due(conn)
+    await record_events(conn, [early])
+    await conn.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' "
+        "WHERE event_id = $1",
+        late.id,
+    )
+    async with pool.acquire() as worker_a:
+        recording = worker_a.transaction()
+        await recording.start()
+        await worker_a.fetchrow(
+            DELIVERED_CLAIM_NEXT, [in_flight["id"]], [1], [204], [3], LEASE_S, False
+        )
+        loop_pid = conn.get_server_pid()
+        claiming = asyncio.create_task(claim_due(conn))
+
+        async def loop_waits_for_a() -> bool:
+            # Asked outside A's transaction, which would keep its first snapshot of the activity.
+            return await pg.fetchval(
+                "SELECT $2 = ANY (pg_blocking_pids($1))", loop_pid, worker_a.get_server_pid()
+            )
+
+        await wait_until(loop_waits_for_a, what="the delivery loop waiting for A's row lock")
+        await recording.commit()
+        claimed = await claiming
+
+    # The loop takes the head alone: the follower it waited for is delivered, not sent again.
+    assert [(r["event_id"], r["attempts"]) for r in claimed] == [(early.id, 1)]
+    assert await state(conn, late.id) == ("delivered", 1, [204])
+    assert await state(conn, early.id) == ("pending", 1, [None])
 
 
 async def test_what_a_worker_can_send_itself_is_not_announced_to_the_others(

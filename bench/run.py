@@ -32,6 +32,7 @@ from bench.measure import (
     service_server,
     ws_latency,
 )
+from bench.server import wakeup_cost_us
 from rescue import db
 from rescue.area import load_service_area
 
@@ -246,7 +247,11 @@ async def run(o: Options, argv: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {
         "command": "python -m bench " + " ".join(argv),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**stats.machine(pg, rv), "postgresql_autovacuum": autovacuum},
+        "machine": {
+            **stats.machine(pg, rv),
+            "postgresql_autovacuum": autovacuum,
+            "wakeup_us": wakeup_cost_us(o.redis_url),
+        },
         "options": {
             "workers": o.workers, "worker_class": o.worker_class, "scale": o.scale,
             "alerts": o.alerts,

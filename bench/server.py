@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,34 @@ def cpu_times(stat: str) -> tuple[float, float]:
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, stolen) CPU time of the whole machine since boot (all CPUs, /proc/stat)."""
     return cpu_times(Path("/proc/stat").read_text())
+
+
+def wakeup_cost_us(redis_url: str, *, rounds: int = 60) -> dict[str, float] | None:
+    """What a message to another process costs on this machine, in microseconds: the sender's
+    CPU time in `send()` and the round trip of a `PING` to Redis, back to back and after 20 ms
+    idle (median of `rounds` each). On a VM whose idle vCPUs halt, waking the other one is paid
+    by the sender (session 12's AMD machine: 15 us back to back, 55-60 after 10 ms or more), so
+    the round trips of an alert cost more CPU on such a machine. None without a plain TCP URL."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "redis":  # a unix socket, or TLS (its handshake first)
+        return None
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        figures: dict[str, float] = {}
+        for name, gap_s in (("back_to_back", 0.0), ("after_20ms_idle", 0.02)):
+            sends: list[float] = []
+            trips: list[float] = []
+            for _ in range(rounds):
+                if gap_s:
+                    time.sleep(gap_s)
+                started, cpu = time.perf_counter(), time.thread_time()
+                sock.sendall(b"PING\r\n")  # a reply whatever AUTH requires: one round trip
+                sends.append((time.thread_time() - cpu) * 1e6)
+                sock.recv(256)
+                trips.append((time.perf_counter() - started) * 1e6)
+            figures[f"send_cpu_{name}"] = round(statistics.median(sends), 1)
+            figures[f"round_trip_{name}"] = round(statistics.median(trips), 1)
+    return figures
 
 
 class Gunicorn:

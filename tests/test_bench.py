@@ -46,6 +46,13 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert {"command", "machine", "options", "scales", "table"} <= results.keys()
     assert results["machine"]["nproc"] >= 1
     assert isinstance(results["machine"]["postgresql_autovacuum"], bool)
+    wakeup = results["machine"]["wakeup_us"]
+    assert set(wakeup) == {
+        f"{figure}_{when}"
+        for figure in ("send_cpu", "round_trip")
+        for when in ("back_to_back", "after_20ms_idle")
+    }
+    assert all(value > 0 for value in wakeup.values()), wakeup
     scale = results["scales"]["tiny"]
     assert scale["loaded"]["aeds"] == 50
     assert scale["loaded"]["volunteers_on_duty"] == 500

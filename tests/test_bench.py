@@ -50,7 +50,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert set(wakeup) == {
         f"{figure}_{when}"
         for figure in ("send_cpu", "round_trip")
-        for when in ("back_to_back", "after_20ms_idle")
+        for when in ("back_to_back", "after_50ms_idle")
     }
     assert all(value > 0 for value in wakeup.values()), wakeup
     scale = results["scales"]["tiny"]

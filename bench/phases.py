@@ -79,7 +79,7 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
             draft = service._draft(alert=alert, config=config, search=search, plan=plan, now=now)
             t4 = time.perf_counter()
             async with pool.acquire() as conn:
-                await conn.fetchrow(queries.INSERT_ALERT, *draft.params, None)
+                await conn.fetchrow(queries.INSERT_ALERT, *draft.args(None))
             t5 = time.perf_counter()
             json_response(render_plan(draft.stored, status="open", crs=Crs.WGS84, config=config))
             t6 = time.perf_counter()

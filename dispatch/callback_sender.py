@@ -2,12 +2,13 @@
 POSTs them signed, records every attempt and retries with backoff; an incident's events go out
 in order.
 
-An incident's events come in runs: an alert queues its creation and its offers together, and
-the statement that queues them claims them as one run for the worker that queued them
-(dispatch.callbacks). A run is POSTed event after event; one statement then records the whole
-run as delivered and claims the incident's next event, if one is due, as the next run. So the
-alert's callbacks cost two statements, where a claim per event by the delivery loop would take
-its own round trips and wake-ups. The delivery loop claims runs too: each due head with the
+An incident's events come in runs: an alert's statement queues its creation and its offers
+together and claims them as one run for its own worker (dispatch.callbacks.NewDeliveries), as
+the callbacks group's statement does for a new incident whose events it queues. A run is
+POSTed event after event; one statement then records the whole run as delivered and claims the
+incident's next event, if one is due, as the next run. So the alert's callbacks cost one
+statement of their own, where a claim per event by the delivery loop would take its own round
+trips and wake-ups. The delivery loop claims runs too: each due head with the
 events queued behind it (an escalation wave's, a backlog's). A run stops at its first failure:
 that event is retried with backoff, and the run's unsent events are released unattempted.
 

@@ -1,8 +1,11 @@
 """Callbacks to the 120 center: every incident event, signed, delivered in order, retried.
 
 This module queues them: the bus group "callbacks" records each incident event's delivery in
-PostgreSQL (`webhook_deliveries`, idempotent by event id). dispatch.callback_sender delivers
-them; dispatch.callback_routes lists them.
+PostgreSQL (`webhook_deliveries`, idempotent by event id). A new incident's first events are
+the exception: the alert's own statement queues their deliveries (NewDeliveries, in
+dispatch.queries.INSERT_ALERT) and its worker sends them, and the group, told so by the events'
+stream entries, only records them (rescue.bus.Bus.publish_committed's `done`).
+dispatch.callback_sender delivers them; dispatch.callback_routes lists them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from rescue.typedefs import background_key, bus_key, foreground_key, settings_ke
 logger = logging.getLogger(__name__)
 
 GROUP = "callbacks"
+# This worker's sender: the alert's statement queues its callbacks for it (NewDeliveries).
+callback_sender_key = web.AppKey("callback_sender", CallbackSender)
 # The delivery loop's connections per worker (its statements are short; attempts wait on HTTP).
 SENDER_CONNECTIONS = 4
 CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
@@ -153,6 +158,70 @@ def _payload(event: Event, at: datetime) -> dict[str, Any]:
     return payload
 
 
+def _encode(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeliveries:
+    """The callbacks of a new incident's first events, queued by the statement that stores
+    the incident (dispatch.queries.INSERT_ALERT) rather than by this group: one statement and
+    one commit fewer per alert, and no wait for the group's read. `params` are that
+    statement's (ids, event ids, types, stages, payloads as JSON text); with `claim` the rows
+    are claimed for this worker's sender, which gets them as one run (`run`) after the
+    commit."""
+
+    ids: list[str]
+    events: list[Event]
+    payloads: list[dict[str, Any]]
+    claim: bool
+
+    @classmethod
+    def of(cls, events: Sequence[Event], *, claim: bool) -> NewDeliveries:
+        """The deliveries of a new incident's events (those the center hears about), in order."""
+        wanted = [e for e in events if is_callback_event(e.type, e.data)]
+        return cls(
+            ids=[new_id("whd") for _ in wanted],
+            events=wanted,
+            payloads=[_payload(e, event_time(e.at)) for e in wanted],
+            claim=claim,
+        )
+
+    @classmethod
+    def none(cls) -> NewDeliveries:
+        """Nothing queued by the statement (no sender in this process): the group queues."""
+        return cls(ids=[], events=[], payloads=[], claim=False)
+
+    def params(self) -> tuple[list[str], list[str], list[str], list[int], list[str], bool, float]:
+        """INSERT_ALERT's parameters of the deliveries, the claim and its lease."""
+        return (
+            self.ids,
+            [e.id for e in self.events],
+            [e.type for e in self.events],
+            [event_stage(e.type) for e in self.events],
+            [_encode(p) for p in self.payloads],
+            self.claim,
+            LEASE_S,
+        )
+
+    def run(self, *, url: str, secret: str) -> list[dict[str, Any]]:
+        """The claimed run, as QUEUE_DELIVERIES returns one, for CallbackSender.send_run."""
+        return [
+            {
+                "id": delivery_id,
+                "event_id": event.id,
+                "incident_id": str(event.data["incident_id"]),
+                "url": url,
+                "payload": payload,
+                "attempts": 1,
+                "webhook_secret": secret,
+            }
+            for delivery_id, event, payload in zip(
+                self.ids, self.events, self.payloads, strict=True
+            )
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class Queued:
     """What a batch queued: the new deliveries' ids, the runs claimed for the caller to send
@@ -189,7 +258,7 @@ async def queue_events(conn: asyncpg.Connection, events: Sequence[Event], *, cla
             at,
             event_stage(event.type),
             str(event.data["incident_id"]),
-            json.dumps(_payload(event, at), ensure_ascii=False),
+            _encode(_payload(event, at)),
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -240,6 +309,7 @@ def make_handler(sender: CallbackSender | None) -> BatchHandler:
 def setup_callbacks(app: web.Application) -> None:
     """Subscribe the callbacks handler on the bus and run a delivery loop on this worker."""
     sender = CallbackSender(app[settings_key], foreground=app.get(foreground_key))
+    app[callback_sender_key] = sender
 
     async def callbacks_ctx(app: web.Application) -> AsyncIterator[None]:
         if not app[background_key]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dispatch.callback_sender import CHANNEL as CALLBACKS_CHANNEL
 from rescue.bus.constants import NOTIFY_CHANNEL
 
 
@@ -53,6 +54,11 @@ def _notified(*, lease: int) -> str:
 # committing worker publishes them itself (rescue.bus.Bus.publish_committed) and its relay
 # stamps them; should it die first, another relay publishes them once the lease is over.
 # Without one (NULL: no bus in this process) the relays are woken to publish them.
+# The incident's callbacks to 120 are queued here too ($31-$35, dispatch.callbacks
+# NewDeliveries; none when this process has no sender), to the alert's URL or else its
+# center's: claimed for this worker's sender ($36, lease $37), which sends them as one run
+# after the commit, or else announced to every worker's delivery loop (NOTIFY), as the
+# callbacks group's QUEUE_DELIVERIES would (it is told, by the events' entries, to leave them).
 INSERT_ALERT = f"""
 WITH known AS (
     SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($24::text[])
@@ -94,7 +100,27 @@ participant AS (
     _entries_and_events(
         source="inc", incident="inc.id", at="inc.created_at", entries=23, events=25, lease=30
     )
-}
+},
+hook AS (
+    SELECT COALESCE($12::text, c.callback_url) AS url, c.webhook_secret
+    FROM inc JOIN dispatch_centers c ON c.id = $2::text
+    WHERE COALESCE($12::text, c.callback_url) IS NOT NULL AND cardinality($31::text[]) > 0
+),
+hooks AS (
+    INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, stage, incident_id,
+        center_id, url, payload, attempts, last_attempt_at, next_attempt_at)
+    SELECT d.id, d.event_id, d.event_type, inc.created_at, d.stage, inc.id, $2::text, hook.url,
+        d.payload::jsonb, CASE WHEN $36 THEN 1 ELSE 0 END, CASE WHEN $36 THEN now() END,
+        CASE WHEN $36 THEN now() + make_interval(secs => $37) ELSE now() END
+    FROM inc CROSS JOIN hook CROSS JOIN unnest($31::text[], $32::text[], $33::text[],
+        $34::int[], $35::text[]) WITH ORDINALITY AS d(id, event_id, event_type, stage, payload, n)
+    ORDER BY d.n
+    RETURNING id, attempts
+),
+hook_attempts AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt)
+    SELECT id, attempts FROM hooks WHERE attempts = 1
+)
 SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT value FROM durable) AS synchronous_commit,
        (SELECT ids FROM known) AS known_ids,
@@ -102,7 +128,12 @@ SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT count(*) FROM participant) AS participants,
        (SELECT count(*) FROM entries) AS entries,
        (SELECT array_agg(id) FROM events) AS outbox_ids,
-       {_notified(lease=30)}
+       {_notified(lease=30)},
+       (SELECT url FROM hook) AS callback_url,
+       (SELECT webhook_secret FROM hook) AS webhook_secret,
+       (SELECT count(*) FROM hooks) AS callbacks,
+       (SELECT count(pg_notify('{CALLBACKS_CHANNEL}', ''))
+        FROM (SELECT 1 FROM hooks WHERE attempts = 0 LIMIT 1) AS one) AS callbacks_told
 """
 
 # Which of these volunteer ids the registry knows (the rare re-plan of an alert).

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from dispatch import incidents, service
+from dispatch.callbacks import callback_sender_key
 from dispatch.errors import DispatchError
 from dispatch.models import CATEGORIES, DispatchConfig, IncidentStatus
 from dispatch.render import render_incident, render_plan
@@ -122,8 +123,13 @@ async def post_alert(request: web.Request) -> web.Response:
     app = request.app
     config = app[dispatch_key]
     counter = app[metrics_key].alerts
+    foreground = app[foreground_key]
     # In flight: this worker's background work waits for it (rescue.foreground).
-    with app[foreground_key].busy():
+    with foreground.busy():
+        # A worker that serves only this alert queues and sends its callbacks itself; one
+        # serving others too leaves them to the callbacks group, whose reads any worker may
+        # take, so that their POSTs do not hold up its alerts.
+        sender = app.get(callback_sender_key) if foreground.in_flight == 1 else None
         try:
             result = await service.raise_alert(
                 pool=app[db_key],
@@ -132,6 +138,7 @@ async def post_alert(request: web.Request) -> web.Response:
                 config=config,
                 alert=alert,
                 bus=app.get(bus_key),
+                callbacks=sender,
             )
         except DispatchError:
             counter.labels("conflict").inc()

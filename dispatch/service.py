@@ -15,6 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatch import queries, render
+from dispatch.callback_sender import CallbackSender
+from dispatch.callbacks import GROUP as CALLBACKS_GROUP
+from dispatch.callbacks import NewDeliveries
 from dispatch.errors import ExternalIdConflict
 from dispatch.events import Entry, IncidentRef, entry_data, incident_events
 from dispatch.models import (
@@ -167,12 +170,23 @@ class _Draft:
 
     stored: dict[str, Any]
     volunteer_ids: list[str]
-    params: tuple[Any, ...]  # all but the lease ($30)
+    params: tuple[Any, ...]  # $1-$29 (the lease, $30, and the callbacks' follow)
     outbox: OutboxRows  # the events as params $25-$29 hold them (published after the commit)
+    deliveries: NewDeliveries  # their callbacks, $31-$37
+
+    def args(self, lease: dt.timedelta | None) -> tuple[Any, ...]:
+        """INSERT_ALERT's parameters, with the outbox rows' lease (None: the relays publish)."""
+        return (*self.params, lease, *self.deliveries.params())
 
 
 def _draft(
-    *, alert: Alert, config: DispatchConfig, search: Search, plan: Plan, now: dt.datetime
+    *,
+    alert: Alert,
+    config: DispatchConfig,
+    search: Search,
+    plan: Plan,
+    now: dt.datetime,
+    sender: CallbackSender | None = None,
 ) -> _Draft:
     """Everything the one INSERT_ALERT statement stores, computed before the round trip."""
     budget = config.time_budget_s
@@ -249,7 +263,18 @@ def _draft(
         volunteer_ids,
         *outbox,
     )
-    return _Draft(stored=stored, volunteer_ids=volunteer_ids, params=params, outbox=outbox)
+    deliveries = (
+        NewDeliveries.none()
+        if sender is None
+        else NewDeliveries.of(events, claim=sender.can_take())
+    )
+    return _Draft(
+        stored=stored,
+        volunteer_ids=volunteer_ids,
+        params=params,
+        outbox=outbox,
+        deliveries=deliveries,
+    )
 
 
 async def raise_alert(
@@ -260,11 +285,14 @@ async def raise_alert(
     config: DispatchConfig,
     alert: Alert,
     bus: Bus | None = None,
+    callbacks: CallbackSender | None = None,
 ) -> AlertResult:
     """Plan and store a new incident, or answer the stored plan of a replayed alert.
 
     With a running `bus`, the new incident's events are published by this worker as soon as
-    they are committed (no relay has to be woken and claim them first).
+    they are committed (no relay has to be woken and claim them first). With `callbacks`
+    (this worker's sender), the statement queues the events' callbacks to 120 too, and the
+    sender sends them at once when it has a free slot (the callbacks group leaves them).
     """
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
@@ -288,12 +316,23 @@ async def raise_alert(
         # Volunteers are never deleted, so one re-plan without the unknown ones settles it.
         for _ in range(ATTEMPTS):
             draft = _draft(
-                alert=alert, config=config, search=search, plan=config.strategy(inp), now=now
+                alert=alert,
+                config=config,
+                search=search,
+                plan=config.strategy(inp),
+                now=now,
+                sender=callbacks,
             )
-            row = await conn.fetchrow(queries.INSERT_ALERT, *draft.params, lease)
+            deliveries = draft.deliveries
+            row = await conn.fetchrow(queries.INSERT_ALERT, *draft.args(lease))
             if row["incident_id"] is not None:
+                queued = row["callbacks"] > 0
                 if bus is not None and lease is not None:
-                    bus.publish_committed(draft.outbox, row["outbox_ids"] or [])
+                    done = (CALLBACKS_GROUP,) if deliveries.ids else ()
+                    bus.publish_committed(draft.outbox, row["outbox_ids"] or [], done=done)
+                if callbacks is not None and queued and deliveries.claim:
+                    run = deliveries.run(url=row["callback_url"], secret=row["webhook_secret"])
+                    callbacks.send_run(run)
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)

@@ -299,14 +299,22 @@ class Bus:
         """The claim a producer takes on outbox rows it will publish itself."""
         return CLAIM_LEASE
 
-    def publish_committed(self, outbox: OutboxRows, outbox_ids: Sequence[int]) -> None:
+    def publish_committed(
+        self, outbox: OutboxRows, outbox_ids: Sequence[int], *, done: Sequence[str] = ()
+    ) -> None:
         """Publish now, from this worker, events (`outbox_rows`, as the producer inserted them:
         the data already encoded) whose outbox rows (`outbox_ids`) the producer's commit
         claimed for `claim_lease` (rather than notifying the relays); the relay stamps them.
         The producer does not wait. Without a running relay nothing happens here: another
-        worker's relay publishes the rows once the claim is over."""
+        worker's relay publishes the rows once the claim is over.
+
+        `done` names groups whose work on these events the same commit did (dispatch's alert
+        statement queues their callbacks): those groups record and ack them without calling
+        their handler. Only these entries say so; should a relay publish the rows instead (the
+        XADD failed, the worker died), every group's handler gets them, and must find its
+        work done (it is idempotent)."""
         if self._relay is not None:
-            self._relay.publish_committed(outbox, outbox_ids)
+            self._relay.publish_committed(outbox, outbox_ids, done)
 
     def wake(self) -> None:
         """Make the relay run a pass now (an emit's NOTIFY does this across processes)."""

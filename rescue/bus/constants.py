@@ -21,3 +21,5 @@ F_TYPE = "type"
 F_KEY = "key"
 F_DATA = "data"
 F_AT = "at"
+# The groups whose work on the event the producer's own commit did (space-separated).
+F_DONE = "done"

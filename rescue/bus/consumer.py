@@ -267,6 +267,16 @@ class Consumer:
         if event.id in batch.done:
             batch.acked(entry_id, "duplicates")
             return
+        if sub.group in event.done:
+            # The producer's commit did this group's work (Bus.publish_committed): recorded
+            # and acked as if handled, the handler not called.
+            batch.done.add(event.id)
+            if sub.batch_handler is not None:
+                self._defer_record(event.id)
+            else:
+                batch.record.append(event.id)
+            batch.acked(entry_id, "served")
+            return
         if sub.batch_handler is not None:
             batch.done.add(event.id)
             batch.pending.append((entry_id, fields, attempt, event))
@@ -308,15 +318,20 @@ class Consumer:
             for entry_id, fields, attempt, event in pending:
                 await self._failed(entry_id, fields, event, attempt, exc)
             return
-        if not self._unrecorded:
-            # A batch handler is idempotent: its events are acked at once and recorded
-            # together with the next reads' (bus.record_delay_s), so a record lost with the
-            # worker only lets an event be delivered again. A per-event handler's record,
-            # which dedupes redeliveries, is written before the ack, as ever.
-            self._record_due = time.monotonic() + bus.record_delay_s
         for entry_id, _, _, event in pending:
-            self._unrecorded.append(event.id)
+            self._defer_record(event.id)
             batch.acked(entry_id, "handled")
+
+    def _defer_record(self, event_id: str) -> None:
+        """Record a batch handler's event with the next reads' (bus.record_delay_s).
+
+        A batch handler is idempotent: its events are acked at once and recorded together,
+        so a record lost with the worker only lets an event be delivered again. A per-event
+        handler's record, which dedupes redeliveries, is written before the ack, as ever.
+        """
+        if not self._unrecorded:
+            self._record_due = time.monotonic() + self._bus.record_delay_s
+        self._unrecorded.append(event_id)
 
     async def _write_records(self) -> None:
         """Record the batch handler's handled events (one INSERT for several batches)."""

@@ -11,18 +11,22 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from rescue.bus.constants import F_AT, F_DATA, F_ID, F_KEY, F_TYPE
+from rescue.bus.constants import F_AT, F_DATA, F_DONE, F_ID, F_KEY, F_TYPE
 
 
 @dataclass(frozen=True)
 class Event:
-    """One event: a unique id, a type, JSON data, when it happened (UTC) and an optional key."""
+    """One event: a unique id, a type, JSON data, when it happened (UTC) and an optional key.
+
+    `done` names the groups whose work on it the producer's commit did (see
+    Bus.publish_committed); only an entry the producer published itself carries them."""
 
     id: str
     type: str
     data: dict[str, Any]
     at: datetime
     key: str | None = None
+    done: frozenset[str] = frozenset()
 
 
 def _text(value: Any) -> str:
@@ -30,12 +34,20 @@ def _text(value: Any) -> str:
 
 
 def to_fields(
-    *, event_id: str, type: str, key: str | None, data_json: str, at: datetime
+    *,
+    event_id: str,
+    type: str,
+    key: str | None,
+    data_json: str,
+    at: datetime,
+    done: Sequence[str] = (),
 ) -> dict[str, str]:
     """The stream entry of an event (the data stays as the JSON text stored in the outbox)."""
     fields = {F_ID: event_id, F_TYPE: type, F_DATA: data_json, F_AT: at.isoformat()}
     if key is not None:
         fields[F_KEY] = key
+    if done:
+        fields[F_DONE] = " ".join(done)
     return fields
 
 
@@ -48,7 +60,10 @@ def from_fields(fields: Mapping[Any, Any]) -> Event:
     at = datetime.fromisoformat(values[F_AT])
     if at.tzinfo is None:
         raise ValueError("event time has no time zone")
-    return Event(id=values[F_ID], type=values[F_TYPE], data=data, at=at, key=values.get(F_KEY))
+    done = frozenset(values[F_DONE].split()) if F_DONE in values else frozenset()
+    return Event(
+        id=values[F_ID], type=values[F_TYPE], data=data, at=at, key=values.get(F_KEY), done=done
+    )
 
 
 @dataclass
@@ -136,6 +151,7 @@ class BusStats:
     relay_passes: int = 0  # passes of this bus's relay that ended without an error
     consumer_errors: int = 0
     handled: int = 0
+    served: int = 0  # events a group recorded unhandled: the producer's commit did its work
     duplicates: int = 0
     skipped: int = 0
     failed: int = 0

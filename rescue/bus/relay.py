@@ -152,13 +152,16 @@ class Relay:
             await self.stamp()
         return total
 
-    def publish_committed(self, outbox: OutboxRows, ids: Sequence[int]) -> None:
+    def publish_committed(
+        self, outbox: OutboxRows, ids: Sequence[int], done: Sequence[str] = ()
+    ) -> None:
         """Publish events (`outbox_rows`, data already encoded) whose outbox rows (`ids`) the
         producer's commit claimed for CLAIM_LEASE, without the producer waiting; they are
         stamped with this relay's next claim (within STAMP_DELAY_S). If the XADD fails the
-        claim is given back and a pass runs, so they are published as any other row."""
+        claim is given back and a pass runs, so they are published as any other row (without
+        `done`, the groups whose work the commit did: see Bus.publish_committed)."""
         entries = [
-            to_fields(event_id=event_id, type=type_, key=key, data_json=data, at=at)
+            to_fields(event_id=event_id, type=type_, key=key, data_json=data, at=at, done=done)
             for event_id, type_, key, data, at in zip(*outbox, strict=True)
         ]
         task = asyncio.create_task(self._publish_committed(entries, list(ids)))

@@ -26,9 +26,10 @@ from rescue.bus import BatchContext, Event, bus_ctx, emit, install_bus
 from rescue.foreground import Foreground
 from rescue.ids import new_id
 from rescue.settings import Settings
-from rescue.typedefs import bus_key, db_key
+from rescue.typedefs import bus_key, db_key, foreground_key
 from tests.conftest import ADMIN
 from tests.dispatch.receiver import Receiver
+from tests.dispatch.support import PATIENT, Center, offset, raise_alert, volunteer
 from tests.helpers import bearer, create_center, wait_until
 
 FAST = {"callback_backoff_base_s": 0.01, "callback_backoff_max_s": 0.05}
@@ -627,3 +628,94 @@ async def test_a_post_waits_for_the_workers_alerts_in_flight(
         assert [e["id"] for e in received] == [event.id]
     finally:
         await sender.stop()
+
+
+async def alert_with_one_offer(
+    api: TestClient, pg: asyncpg.Connection, receiver: Receiver
+) -> tuple[str, list[str]]:
+    """An alert through the API that offers one volunteer; its incident id and event ids."""
+    center = await new_center(api, receiver)
+    c = Center(id=center["id"], headers=bearer(center["api_key"]))
+    await volunteer(api, pg, offset(PATIENT, north_m=100))
+    plan = await raise_alert(api, c)
+    assert len(plan["responders"]) == 1
+    events = await pg.fetch(
+        "SELECT event_id, type FROM outbox WHERE key = $1 ORDER BY id", plan["incident_id"]
+    )
+    assert [e["type"] for e in events] == ["incident.created", "offer.created"]
+    return plan["incident_id"], [e["event_id"] for e in events]
+
+
+async def queued_with_their_events(pg: asyncpg.Connection, event_ids: list[str]) -> bool:
+    """Whether these events' deliveries were written by the transaction that wrote the events
+    (created_at is now(): the transaction's start)."""
+    return bool(
+        await pg.fetchval(
+            """SELECT count(*) = cardinality($1::text[]) FROM webhook_deliveries d
+               JOIN outbox o ON o.event_id = d.event_id AND o.created_at = d.created_at
+               WHERE d.event_id = ANY($1)""",
+            event_ids,
+        )
+    )
+
+
+async def test_an_alert_queues_its_callbacks_in_its_commit_and_its_worker_sends_them(
+    wired: TestClient, pg: asyncpg.Connection, receiver: Receiver
+) -> None:
+    incident_id, event_ids = await alert_with_one_offer(wired, pg, receiver)
+
+    received = await receiver.wait_for(2)
+    assert [e["id"] for e in received] == event_ids
+    assert received[0]["incident_id"] == incident_id
+    pool = wired.app[db_key]
+    await settle(pool, event_ids)
+    # Queued and claimed by the alert's own statement (one attempt each, no other claim).
+    assert await queued_with_their_events(pg, event_ids)
+    for event_id in event_ids:
+        row = await delivery(pool, event_id)
+        assert (row["state"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 204)
+        [attempt] = await attempts(pool, event_id)
+        assert attempt["at"] == row["created_at"]
+    # The callbacks group recorded them without queueing them again.
+    bus = wired.app[bus_key]
+    recorded = """SELECT count(*) = 2 FROM bus_processed
+                  WHERE group_name = $1 AND event_id = ANY($2)"""
+    await wait_until(lambda: pg.fetchval(recorded, callbacks.GROUP, event_ids), what="recorded")
+    await wait_until(lambda: bus.stats.served >= 2, what="served")
+    assert len(receiver.requests) == 2
+
+
+async def test_an_alert_in_a_worker_without_a_free_sender_announces_its_callbacks(
+    make_client: Callable[..., Awaitable[TestClient]],
+    pg: asyncpg.Connection,
+    receiver: Receiver,
+    start_sender: SenderFactory,
+) -> None:
+    """No slot here (this worker runs no delivery loop): queued unclaimed, and the NOTIFY of
+    the alert's statement wakes another worker's loop at once (its poll is 5 s away)."""
+    api = await make_client(background=False, **FAST)  # no bus, no loop: nobody else queues
+    await start_sender()
+    _, event_ids = await alert_with_one_offer(api, pg, receiver)
+
+    # Claimed here, they would wait for their lease (30 s); unannounced, for the poll (5 s).
+    received = await receiver.wait_for(2, timeout=3.0)
+    assert [e["id"] for e in received] == event_ids
+    assert await queued_with_their_events(pg, event_ids)
+    assert [len(await attempts(api.app[db_key], e)) for e in event_ids] == [1, 1]
+
+
+async def test_a_worker_serving_other_alerts_leaves_the_callbacks_to_the_group(
+    wired: TestClient, pg: asyncpg.Connection, receiver: Receiver
+) -> None:
+    """Another alert in flight on the worker: its sender's POSTs would hold that one up, so the
+    callbacks group queues them (in a transaction of its own) and whichever worker reads it
+    sends them."""
+    with wired.app[foreground_key].busy():  # another alert, in flight throughout
+        incident_id, event_ids = await alert_with_one_offer(wired, pg, receiver)
+        received = await receiver.wait_for(2)
+
+    assert [e["id"] for e in received] == event_ids
+    assert received[0]["incident_id"] == incident_id
+    await settle(wired.app[db_key], event_ids)
+    assert not await queued_with_their_events(pg, event_ids)
+    assert wired.app[bus_key].stats.served == 0

@@ -450,6 +450,41 @@ async def test_a_producer_publishes_the_rows_its_commit_claimed(
     assert await redis.xlen(bus.stream) == 3  # published once: no relay claimed them too
 
 
+async def test_groups_whose_work_the_producer_did_record_its_events_unhandled(
+    make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
+) -> None:
+    """publish_committed(done=...): those groups (per-event or batch) record and ack the
+    events without calling their handler; the others handle them as ever."""
+    served, served_batch, other = Recorder(), [], Recorder()
+
+    async def batch(events: list[Event], ctx: object) -> None:
+        served_batch.extend(events)
+
+    bus = make_bus(record_delay_s=0.01)
+    bus.subscribe("callbacks", served)
+    bus.subscribe_batch("ledger", batch)
+    bus.subscribe("phones", other)
+    await bus.start()
+    await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
+    sent = [new_event(type="offer.created", data={"n": n}, key="inc_1") for n in range(3)]
+    ids = await claimed_by_producer(pg, sent, bus.claim_lease)
+    bus.publish_committed(outbox_rows(sent), ids, done=("callbacks", "ledger"))
+
+    await wait_until(lambda: len(other.calls) == 3, what="handled by the other group")
+    assert [event.done for event, _ in other.calls] == [frozenset({"callbacks", "ledger"})] * 3
+    recorded = "SELECT count(*) = 3 FROM bus_processed WHERE group_name = $1"
+
+    async def settled(group: str) -> bool:
+        return bool(await pg.fetchval(recorded, group)) and await pending(redis, bus, group) == 0
+
+    for group in ("callbacks", "ledger", "phones"):
+        await wait_until(lambda g=group: settled(g), what=f"{group} recorded and acked")
+    assert served.calls == [] and served_batch == []
+    # Counted once their acks went out, with the next read (which may block a while).
+    await wait_until(lambda: bus.stats.served == 6, what="counted as served")
+    await wait_until(lambda: bus.stats.handled == 3, what="the other group's counted")
+
+
 async def test_a_producer_publication_that_fails_gives_the_claim_back(
     make_bus: MakeBus, pg: asyncpg.Connection, redis: Redis
 ) -> None:

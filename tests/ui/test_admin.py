@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -207,6 +208,85 @@ async def test_maintenance_and_volunteers_with_their_certificates(
     await page.select_option("#vol-filter select[name=certificate]", "expired")
     await page.click("#vol-filter button")
     await expect(page.locator("#vol-table tbody tr[data-id]")).to_have_count(0)
+
+
+async def test_a_volunteer_is_registered_edited_and_given_a_new_token(
+    ui_client: TestClient, open_page: PageFactory
+) -> None:
+    page = await admin_page(ui_client, open_page)
+    page.on("dialog", lambda dialog: dialog.accept())  # the new token's confirm()
+    await page.click("#tabs button[data-tab=volunteers]")
+    await page.click("#vol-new")
+    form = page.locator("#vol-form")
+    today = dt.date.today()
+    issued, expires = today - dt.timedelta(days=10), today + dt.timedelta(days=700)
+    await form.locator("input[name=name]").fill("张伟")
+    await form.locator("input[name=phone]").fill("+86 139 0532 0000")
+    await form.locator("select[name=travel_mode]").select_option("bike")
+    await form.locator("input[name=number]").fill("QD-RC-2026-0001")
+    await form.locator("input[name=issuer]").fill("青岛市红十字会")
+    await form.locator("input[name=issued_on]").fill(issued.isoformat())
+    await form.locator("input[name=expires_on]").fill(today.replace(year=2000).isoformat())
+    await form.locator("button.primary").click()
+    # The API's own words, beside the field it names.
+    body = {
+        "name": "张伟",
+        "phone": "+86 139 0532 0000",
+        "travel_mode": "bike",
+        "status": "active",
+        "certificate": {
+            "number": "QD-RC-2026-0001",
+            "issuer": "青岛市红十字会",
+            "issued_on": issued.isoformat(),
+            "expires_on": today.replace(year=2000).isoformat(),
+        },
+    }
+    resp = await ui_client.post("/v1/volunteers", json=body, headers=ADMIN)
+    assert resp.status == 400
+    [detail] = (await resp.json())["error"]["details"]
+    assert detail["field"] == "certificate.expires_on"
+    problem = form.locator("[data-field='certificate.expires_on'] > .problem")
+    await expect(problem).to_have_text(detail["problem"])
+
+    await form.locator("input[name=expires_on]").fill(expires.isoformat())
+    await form.locator("button.primary").click()
+    token = await page.locator("#vol-token-value").text_content()
+    assert token
+    duty = {"on_duty": False}
+    resp = await ui_client.put("/v1/me/duty", json=duty, headers=bearer(token))
+    assert resp.status == 200, await resp.text()
+    await form.locator("button.primary").click()  # close
+    await expect(page.locator("#vol-dialog")).to_be_hidden()
+    row = page.locator("#vol-table tbody tr[data-id]", has_text="张伟")
+    await expect(row).to_contain_text("QD-RC-2026-0001")
+    await expect(row).to_contain_text("bike")
+    vol_id = await row.get_attribute("data-id")
+
+    # Suspended, and the certificate renewed: only what changed is sent.
+    await row.click()
+    await form.locator("select[name=status]").select_option("suspended")
+    renewed = expires + dt.timedelta(days=365)
+    await form.locator("input[name=expires_on]").fill(renewed.isoformat())
+    await form.locator("button.primary").click()
+    await expect(page.locator("#vol-dialog")).to_be_hidden()
+    await expect(row).to_contain_text("suspended")
+    stored = await (await ui_client.get(f"/v1/volunteers/{vol_id}", headers=ADMIN)).json()
+    assert stored["status"] == "suspended"
+    assert stored["certificate"]["expires_on"] == renewed.isoformat()
+    assert stored["certificate"]["number"] == "QD-RC-2026-0001"
+    assert stored["travel_mode"] == "bike"
+
+    # A new token: the old one stops working, the new one is the volunteer's.
+    await row.click()
+    await page.click("#vol-token")
+    new_token = await page.locator("#vol-token-value").text_content()
+    assert new_token and new_token != token
+    resp = await ui_client.put("/v1/me/duty", json=duty, headers=bearer(token))
+    assert resp.status == 401
+    on_duty = {"on_duty": True, "location": {"lat": PATIENT[0], "lng": PATIENT[1]}}
+    resp = await ui_client.put("/v1/me/duty", json=on_duty, headers=bearer(new_token))
+    assert resp.status == 403  # known, and suspended
+    assert (await resp.json())["error"]["code"] == "suspended"
 
 
 async def test_incidents_are_listed_and_opened_by_id(

@@ -29,8 +29,8 @@ const VOL_STATUSES = ["active", "suspended"];
 const CERTIFICATE = ["valid", "expiring", "expired"];
 
 export class VolunteerTable {
-  constructor({ form, table, more, api, config }) {
-    Object.assign(this, { form, table, more, api, config });
+  constructor({ form, table, more, api, config, onPick }) {
+    Object.assign(this, { form, table, more, api, config, onPick });
     this.rows = [];
     form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -84,7 +84,7 @@ export class VolunteerTable {
     fill(body, this.rows.map((v) => {
       const c = v.certificate;
       const state = c.expires_on < today ? "expired" : "valid";
-      return h("tr", { "data-id": v.id, title: districtName(v.home_district) },
+      return h("tr", { "data-id": v.id, title: districtName(v.home_district), onclick: () => this.onPick(v) },
         h("td", {}, v.name), h("td", { class: "mono" }, v.phone),
         h("td", {}, h("span", { class: `badge vstatus-${v.status}` }, t(`vstatus.${v.status}`))),
         h("td", {}, t(`mode.${v.travel_mode}`)), h("td", { class: "mono" }, c.number),

@@ -11,6 +11,7 @@ import { AedTable } from "./admin-aeds.js";
 import { setupImport } from "./admin-import.js";
 import { setupMaintenance, VolunteerTable } from "./admin-lists.js";
 import { IncidentBrowser } from "./admin-incidents.js";
+import { VolunteerForm } from "./volunteer-form.js";
 
 const api = client("admin");
 setupLangToggle($("#lang"));
@@ -63,8 +64,10 @@ async function start() {
   table = new AedTable({ form: $("#aed-filter"), table: $("#aed-table"), more: $("#aed-more"),
     api, config, onPick: pick });
   $("#aed-new").addEventListener("click", () => form.open(null));
+  const volunteerForm = new VolunteerForm($("#vol-dialog"), api, { onSaved: () => volunteers.reload() });
   const volunteers = new VolunteerTable({ form: $("#vol-filter"), table: $("#vol-table"),
-    more: $("#vol-more"), api, config });
+    more: $("#vol-more"), api, config, onPick: (v) => volunteerForm.open(v) });
+  $("#vol-new").addEventListener("click", () => volunteerForm.open(null));
   const incidents = new IncidentBrowser({ form: $("#incident-lookup"), list: $("#incident-list"),
     view: $("#incident-view"), api });
   const maintenance = setupMaintenance($("#maint-form"), $("#maint-table"), api, pick);

@@ -1,6 +1,7 @@
 // Create and edit an AED in a dialog. The API validates: its messages are shown next to the
 // fields they name (the same words a client of the API gets).
-import { $, $$, fill, h } from "./dom.js";
+import { fill, h } from "./dom.js";
+import { DialogForm, changed, field as labelled, input, select, showProblems } from "./forms.js";
 import { applyI18n, t } from "./i18n.js";
 
 export const VENUE_TYPES = ["factory", "office", "mall", "transit", "school", "hospital", "hotel",
@@ -10,14 +11,7 @@ const CRS = ["wgs84", "gcj02", "bd09"];
 const TEXT = ["name", "address", "access_note", "opening_hours", "model", "serial_no"];
 const DATES = ["pads_expire_on", "battery_expire_on", "last_inspected_on"];
 
-function field(name, control, label = `aed.${name}`) {
-  return h("label", { class: "field", "data-field": name },
-    h("span", { "data-i18n": label }), control, h("small", { class: "problem" }));
-}
-
-const input = (name, attrs = {}) => h("input", { name, autocomplete: "off", ...attrs });
-const select = (name, values, prefix) => h("select", { name },
-  values.map((v) => h("option", { value: v, "data-i18n": prefix ? `${prefix}.${v}` : null }, v)));
+const field = (name, control, label = `aed.${name}`) => labelled(name, control, label);
 
 function controls() {
   return [
@@ -73,17 +67,7 @@ function write(form, aed) {
   set("owner_phone", aed.owner?.phone);
 }
 
-export class AedForm {
-  constructor(dialog, api, { onSaved }) {
-    this.dialog = dialog;
-    this.api = api;
-    this.onSaved = onSaved;
-    this.form = $("form", dialog);
-    this.form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      this.save();
-    });
-  }
+export class AedForm extends DialogForm {
 
   /** Open for a new AED (aed null; `at` prefills the location) or to edit one. */
   open(aed, at = null) {
@@ -103,16 +87,7 @@ export class AedForm {
   }
 
   showErrors(err) {
-    for (const el of $$(".invalid", this.form)) el.classList.remove("invalid");
-    for (const el of $$(".problem", this.form)) el.textContent = "";
-    $(".error", this.form).textContent = err ? err.message : "";
-    for (const d of err?.details || []) {
-      const target = this.form.querySelector(`[data-field="${CSS.escape(d.field)}"]`)
-        || this.form.querySelector(`[data-field="${CSS.escape(d.field.split(".")[0])}"]`);
-      if (!target) continue;
-      target.classList.add("invalid");
-      $(":scope > .problem", target).textContent = d.problem;
-    }
+    showProblems(this.form, err);
   }
 
   async save() {
@@ -120,8 +95,7 @@ export class AedForm {
     try {
       let saved;
       if (this.aed) {
-        const changes = Object.fromEntries(Object.entries(body)
-          .filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(this.original[k])));
+        const changes = changed(body, this.original);
         saved = await this.api.patch(`/v1/aeds/${encodeURIComponent(this.aed.id)}`, changes);
       } else {
         const fields = Object.entries(body).filter(([, v]) => v !== null && v !== "");

@@ -8,6 +8,8 @@ every socket, which then closes. (The mechanism is rescue.pubsub's ChannelHub.)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
+from dispatch.guidance import presence
 from dispatch.guidance.constants import SESSION_CHANNEL_PREFIX, session_channel
 from dispatch.guidance.models import CLOSED, SIGNAL
 from rescue.pubsub import CLOSE_TOO_SLOW as CLOSE_TOO_SLOW  # re-exported
@@ -46,9 +49,13 @@ async def publish(redis: Redis, session_id: str, message: dict[str, Any]) -> int
 class GuidanceSocket(QueuedSocket[tuple[int | None, str, bool]]):
     """One participant's open socket, with its outbound queue (the socket's only writer)."""
 
-    def __init__(self, ws: web.WebSocketResponse, *, participant_id: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, *, participant_id: str, role: str = "responder"
+    ) -> None:
         super().__init__(ws, queue_size=_QUEUE_SIZE, kind="guidance")
         self.participant_id = participant_id
+        # This socket in the session's presence set (dispatch.guidance.presence).
+        self.member = presence.new_member({"id": participant_id, "role": role})
         # Ids of the recorded messages this socket was given (in its state, or live): one
         # published again (the bus delivers at least once) or already in the state is not
         # sent twice.
@@ -105,6 +112,10 @@ class GuidanceHub(ChannelHub[GuidanceSocket]):
         """The sessions this worker holds sockets of."""
         return self.keys()
 
+    def members(self) -> dict[str, list[str]]:
+        """This worker's sockets in the sessions' presence sets, by session."""
+        return {key: [s.member for s in self.sockets_of(key)] for key in self.keys()}
+
 
 def _to_addressees(session_id: str, sockets: list[GuidanceSocket], raw: str) -> None:
     """A `signal` goes to the sockets of its addressee only; anything else to every socket."""
@@ -129,7 +140,11 @@ async def guidance_hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = GuidanceHub(app[redis_key])
     app[guidance_hub_key] = hub
     hub.start()
+    renewal = asyncio.create_task(presence.renew_forever(hub.members, app[redis_key], publish))
     yield
+    renewal.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await renewal
     await hub.stop()
 
 

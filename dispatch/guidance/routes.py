@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
-from dispatch.guidance import service
+from dispatch.guidance import presence, service
 from dispatch.guidance.errors import (
     GuidanceError,
     SessionClosed,
@@ -88,7 +88,8 @@ async def get_session(request: web.Request) -> web.Response:
     me = await authorize(request)
     async with request.app[db_key].acquire() as conn:
         session = await service.load_session(conn, me=me, config=request.app[guidance_key])
-    return json_response(session)
+    here = await presence.online(request.app[redis_key], me.session_id)
+    return json_response(presence.mark(session, here))
 
 
 class _Bucket:
@@ -232,7 +233,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     me = await authorize(request)
     app = request.app
     hub = app[guidance_hub_key]
-    socket = GuidanceSocket(ws, participant_id=me.id)
+    socket = GuidanceSocket(ws, participant_id=me.id, role=me.role.value)
     gauge = app[metrics_key].websockets.labels("guidance")
     await ws.prepare(request)
     gauge.inc()
@@ -240,10 +241,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     try:
         # Subscribed before the state is read: nothing recorded after the read is missed, and
         # what the state already holds is skipped by id (GuidanceSocket.pump).
+        # Told before this socket subscribes: the others hear it came online, it does not.
+        await _presence(app, me, socket, join=True)
         await hub.attach(me.session_id, socket)
         try:
             async with app[db_key].acquire() as conn:
                 session = await service.load_session(conn, me=me, config=app[guidance_key])
+            presence.mark(session, await presence.online(app[redis_key], me.session_id))
         except Exception:
             # Upgraded already: no HTTP error now. The client reconnects and gets the state.
             logger.exception("the state of guidance session %s could not be read", me.session_id)
@@ -273,5 +277,24 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
         await hub.detach(me.session_id, socket)
+        await _presence(app, me, socket, join=False)
         gauge.dec()
     return ws
+
+
+async def _presence(
+    app: web.Application, me: Participant, socket: GuidanceSocket, *, join: bool
+) -> None:
+    """Record the socket opening or closing; tell the session when its participant came
+    online or went offline. Best effort: a socket works without Redis's presence."""
+    redis = app[redis_key]
+    try:
+        if join:
+            changed = await presence.join(redis, me.session_id, me.id, socket.member)
+        else:
+            changed = await presence.leave(redis, me.session_id, me.id, socket.member)
+        if changed:
+            event = "online" if join else "offline"
+            await publish(redis, me.session_id, presence.message(event, me.ref))
+    except (RedisError, OSError) as exc:
+        logger.warning("guidance presence of %s not recorded: %r", me.id, exc)

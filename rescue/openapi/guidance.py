@@ -78,7 +78,10 @@ _WS_TEXT = (
     "WebSocket (`Upgrade`; otherwise 400 `websocket_required`). " + _GUIDANCE_TEXT + "\n\n"
     "Server → client: first `state` (the session as `GET /v1/guidance/{session_id}`, with "
     '`"type": "state"`), then `marker` (`marker`), `chat` (`text`), `step` (`step`), '
-    '`participant` (`event: "joined"`, `participant`), `signal` (`to`, `data`), `closed` '
+    '`participant` (`event: "joined"`, `participant`; or, not recorded, `event: "online"` / '
+    '`"offline"` with `participant` `{id, role}`: someone opened their first socket to the '
+    "session, or closed their last, or the worker holding it stopped answering for "
+    "60 s), `signal` (`to`, `data`), `closed` "
     "(`status`: closed|cancelled, `reason`), each with `at` (server time) and `from` "
     "(`{id, role}`: a participant, or `system`). Recorded messages carry `id` (their timeline "
     "entry's): the state's `timeline` holds the same messages, so a client that reconnects "
@@ -122,6 +125,11 @@ SCHEMAS: dict[str, Any] = {
                 "description": "A responder's last marker on its offer.",
             },
             "engaged": {"type": "boolean", "description": "Still engaged (responders)."},
+            "online": {
+                "type": "boolean",
+                "description": "Has a socket open to the session now (best effort: false "
+                "when the server cannot tell).",
+            },
         },
     },
     "GuidanceFrom": {
@@ -148,8 +156,8 @@ SCHEMAS: dict[str, Any] = {
             "marker": {"type": "string", "enum": _MARKERS},
             "text": {"type": "string"},
             "step": {"type": "string"},
-            "event": {"type": "string", "enum": ["joined"]},
-            "participant": ref("GuidanceParticipant"),
+            "event": {"type": "string", "enum": ["joined", "online", "offline"]},
+            "participant": {"oneOf": [ref("GuidanceParticipant"), ref("GuidanceFrom")]},
             "to": {"type": "string"},
             "data": {"type": "object"},
             "status": {"type": "string", "enum": ["closed", "cancelled"]},

@@ -92,12 +92,36 @@ async def join(client: TestClient, session_id: str, token: str) -> ClientWebSock
     return await client.ws_connect(f"/v1/guidance/{session_id}/ws?token={token}")
 
 
-async def next_of(ws: ClientWebSocketResponse, kind: str, timeout: float = 10) -> dict[str, Any]:
-    """The next message of a type, skipping others (at most `timeout` s per message)."""
+PRESENCE_EVENTS = ("online", "offline")
+
+
+def is_presence(message: dict[str, Any]) -> bool:
+    """Whether a message tells that someone came online or went offline."""
+    return message["type"] == "participant" and message.get("event") in PRESENCE_EVENTS
+
+
+async def receive(ws: ClientWebSocketResponse, timeout: float = 10) -> dict[str, Any]:
+    """The next message but presence ones (tests of presence read those with next_presence)."""
     while True:
-        message = await ws.receive_json(timeout=timeout)
+        message = dict(await ws.receive_json(timeout=timeout))
+        if not is_presence(message):
+            return message
+
+
+async def next_of(ws: ClientWebSocketResponse, kind: str, timeout: float = 10) -> dict[str, Any]:
+    """The next message of a type, skipping others and presence (at most `timeout` s each)."""
+    while True:
+        message = await receive(ws, timeout=timeout)
         if message["type"] == kind:
-            return dict(message)
+            return message
+
+
+async def next_presence(ws: ClientWebSocketResponse, timeout: float = 10) -> dict[str, Any]:
+    """The next presence message, skipping others."""
+    while True:
+        message = dict(await ws.receive_json(timeout=timeout))
+        if is_presence(message):
+            return message
 
 
 async def get_session(client: TestClient, session_id: str, token: str) -> Any:

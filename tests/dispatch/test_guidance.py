@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN
-from tests.dispatch.guidance_support import accept, get_session, join, next_of, scene
+from tests.dispatch.guidance_support import accept, get_session, join, next_of, receive, scene
 from tests.helpers import bearer, wait_until
 
 
@@ -70,7 +70,7 @@ async def test_two_workers_share_one_room(make_client: Any, pg: asyncpg.Connecti
     b = await make_client()
     s = await scene(a, pg)
     async with await join(a, s.session_id, s.token) as dispatcher:
-        state = await dispatcher.receive_json(timeout=10)
+        state = await receive(dispatcher)
         assert state["type"] == "state" and state["me"]["role"] == "dispatcher"
         responder = await accept(b, s, s.volunteers[0])
         joined = await next_of(dispatcher, "participant")
@@ -80,7 +80,7 @@ async def test_two_workers_share_one_room(make_client: Any, pg: asyncpg.Connecti
         assert joined["from"] == {"id": joined["participant"]["id"], "role": "responder"}
 
         async with await join(b, s.session_id, responder.token) as phone:
-            mine = await phone.receive_json(timeout=10)
+            mine = await receive(phone)
             assert mine["type"] == "state" and mine["me"]["id"] == joined["participant"]["id"]
             assert [m["type"] for m in mine["timeline"]] == ["participant"]
 
@@ -130,9 +130,9 @@ async def test_a_reconnect_gets_the_full_state_and_misses_nothing(
     responder = await accept(a, s, s.volunteers[0])
     live: list[dict[str, Any]] = []
     async with await join(a, s.session_id, s.token) as dispatcher:
-        await dispatcher.receive_json(timeout=10)
+        await receive(dispatcher)
         async with await join(b, s.session_id, responder.token) as phone:
-            await phone.receive_json(timeout=10)
+            await receive(phone)
             await dispatcher.send_json({"type": "step", "step": "check"})
             live.append(await next_of(phone, "step"))
             assert await next_of(dispatcher, "step") == live[-1]
@@ -154,7 +154,7 @@ async def test_a_reconnect_gets_the_full_state_and_misses_nothing(
         assert missed[-1]["marker"] == "arrived"
 
         async with await join(b, s.session_id, responder.token) as phone:
-            state = await phone.receive_json(timeout=10)
+            state = await receive(phone)
             assert state["type"] == "state"
             assert state["step"] == "compressions"
             assert state["timeline"][1:] == live + missed
@@ -163,7 +163,7 @@ async def test_a_reconnect_gets_the_full_state_and_misses_nothing(
             assert me["status"] == "arrived" and me["engaged"] is True
             # Live again, and nothing it already has is sent twice.
             await dispatcher.send_json({"type": "chat", "text": "好"})
-            after = await phone.receive_json(timeout=10)
+            after = await receive(phone)
             assert after["type"] == "chat" and after["text"] == "好"
             assert after["id"] > max(m["id"] for m in state["timeline"])
 
@@ -175,9 +175,9 @@ async def test_session_tokens_never_reach_the_logs(
     s = await scene(client, pg)
     secret = s.token.split("_", 1)[1]
     async with await join(client, s.session_id, s.token) as ws:
-        assert (await ws.receive_json(timeout=10))["type"] == "state"
+        assert (await receive(ws))["type"] == "state"
         await ws.send_str("not json")
-        assert (await ws.receive_json(timeout=10))["type"] == "error"
+        assert (await receive(ws))["type"] == "error"
     with pytest.raises(aiohttp.WSServerHandshakeError):
         await join(client, s.session_id, s.token + "x")
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.dispatch.guidance_support import accept, get_session, join, next_of, scene
+from tests.dispatch.guidance_support import accept, get_session, join, next_of, receive, scene
 from tests.dispatch.receiver import Receiver
 from tests.dispatch.support import Center, alert_body, post_alert
 from tests.helpers import bearer, create_center, wait_until
@@ -37,21 +37,21 @@ async def test_signalling_reaches_only_its_addressee(
         await join(b, s.session_id, first.token) as phone1,
         await join(a, s.session_id, second.token) as phone2,
     ):
-        states = [await ws.receive_json(timeout=10) for ws in (dispatcher, phone1, phone2)]
+        states = [await receive(ws) for ws in (dispatcher, phone1, phone2)]
         me = [state["me"]["id"] for state in states]
         sdp = {"kind": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
         await dispatcher.send_json({"type": "signal", "to": me[1], "data": sdp})
-        got = await phone1.receive_json(timeout=10)
+        got = await receive(phone1)
         assert got["type"] == "signal" and got["data"] == sdp and got["to"] == me[1]
         assert got["from"] == {"id": me[0], "role": "dispatcher"} and got["at"]
         # The answer goes back across workers, to the dispatcher only.
         answer = {"kind": "answer", "sdp": "v=0"}
         await phone1.send_json({"type": "signal", "to": me[0], "data": answer})
-        assert (await dispatcher.receive_json(timeout=10))["data"] == answer
+        assert (await receive(dispatcher))["data"] == answer
         # A chat after the signals: the first thing the others see is the chat, in order.
         await dispatcher.send_json({"type": "chat", "text": "视频已接通"})
         for ws in (phone2, dispatcher, phone1):
-            assert (await ws.receive_json(timeout=10))["type"] == "chat"
+            assert (await receive(ws))["type"] == "chat"
         # Signalling is relayed, never recorded.
         status, body = await get_session(a, s.session_id, s.token)
         assert status == 200
@@ -67,8 +67,8 @@ async def test_a_bad_message_gets_an_error_and_the_socket_stays_open(
         await join(client, s.session_id, s.token) as dispatcher,
         await join(client, s.session_id, responder.token) as phone,
     ):
-        await dispatcher.receive_json(timeout=10)
-        await phone.receive_json(timeout=10)
+        await receive(dispatcher)
+        await receive(phone)
         bad: list[tuple[Any, Any, str]] = [
             (dispatcher, "not json", "invalid_message"),
             (dispatcher, [1, 2], "invalid_message"),
@@ -88,12 +88,12 @@ async def test_a_bad_message_gets_an_error_and_the_socket_stays_open(
                 await ws.send_str(message)
             else:
                 await ws.send_json(message)
-            error = await ws.receive_json(timeout=10)
+            error = await receive(ws)
             assert error["type"] == "error", message
             assert error["error"]["code"] == code, (message, error)
             assert error["error"]["message"]
         await phone.send_bytes(b"\x00")
-        assert (await phone.receive_json(timeout=10))["error"]["code"] == "invalid_message"
+        assert (await receive(phone))["error"]["code"] == "invalid_message"
         # Still open, and nothing bad was recorded.
         await phone.send_json({"type": "chat", "text": "还在"})
         assert (await next_of(dispatcher, "chat"))["text"] == "还在"
@@ -116,8 +116,8 @@ async def test_markers_land_in_the_timeline_and_reach_120(
         await join(client, s.session_id, s.token) as dispatcher,
         await join(client, s.session_id, responder.token) as phone,
     ):
-        state = await dispatcher.receive_json(timeout=10)
-        await phone.receive_json(timeout=10)
+        state = await receive(dispatcher)
+        await receive(phone)
         await dispatcher.send_json({"type": "marker", "marker": "ems_arrived"})
         ems = await next_of(dispatcher, "marker")
         await phone.send_json({"type": "marker", "marker": "pads_attached"})
@@ -166,8 +166,8 @@ async def test_closing_the_incident_closes_the_session_for_everyone(
         await join(a, s.session_id, s.token) as dispatcher,
         await join(b, s.session_id, responder.token) as phone,
     ):
-        await dispatcher.receive_json(timeout=10)
-        await phone.receive_json(timeout=10)
+        await receive(dispatcher)
+        await receive(phone)
         resp = await a.post(
             f"/v1/incidents/{s.incident_id}/close",
             json={"outcome": {"rosc": True, "transported": True}},
@@ -190,9 +190,9 @@ async def test_closing_the_incident_closes_the_session_for_everyone(
     assert status == 200 and body["status"] == "closed" and body["closed_at"]
     assert body["timeline"][-1]["type"] == "closed"
     async with await join(b, s.session_id, s.token) as late:
-        state = await late.receive_json(timeout=10)
+        state = await receive(late)
         assert state["type"] == "state" and state["status"] == "closed"
-        assert (await late.receive_json(timeout=10)) == body["timeline"][-1]
+        assert (await receive(late)) == body["timeline"][-1]
         assert (await late.receive(timeout=10)).type in (
             aiohttp.WSMsgType.CLOSE,
             aiohttp.WSMsgType.CLOSED,
@@ -202,7 +202,7 @@ async def test_closing_the_incident_closes_the_session_for_everyone(
 async def test_a_cancelled_incident_says_why(client: TestClient, pg: asyncpg.Connection) -> None:
     s = await scene(client, pg)
     async with await join(client, s.session_id, s.token) as dispatcher:
-        await dispatcher.receive_json(timeout=10)
+        await receive(dispatcher)
         resp = await client.post(
             f"/v1/incidents/{s.incident_id}/cancel",
             json={"reason": "误报"},
@@ -219,7 +219,7 @@ async def test_a_responder_withdrawing_in_the_session_ends_its_engagement(
     s = await scene(client, pg)
     responder = await accept(client, s, s.volunteers[0])
     async with await join(client, s.session_id, responder.token) as phone:
-        await phone.receive_json(timeout=10)
+        await receive(phone)
         await phone.send_json({"type": "marker", "marker": "withdrawn"})
         assert (await next_of(phone, "marker"))["marker"] == "withdrawn"
         offer = await pg.fetchrow(
@@ -249,7 +249,7 @@ async def test_an_exercise_session_says_so_and_marks_its_entries(
 ) -> None:
     s = await scene(client, pg, exercise=True)
     async with await join(client, s.session_id, s.token) as dispatcher:
-        state = await dispatcher.receive_json(timeout=10)
+        state = await receive(dispatcher)
         assert state["exercise"] is True
         await dispatcher.send_json({"type": "marker", "marker": "cpr_started"})
         await next_of(dispatcher, "marker")

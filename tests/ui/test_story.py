@@ -117,6 +117,9 @@ async def test_the_rescue_circle_across_three_consoles(
     await desk.click("#join-guidance")
     await expect(desk.locator("#guidance .status.connected")).to_be_visible()
     await expect(phone.locator("#guidance .status.connected")).to_be_visible()
+    # Each sees who has the session open: the dispatcher and the responder.
+    for console in (desk, phone):
+        await expect(console.locator("#guidance .participants li.online")).to_have_count(2)
     await desk.click("#guidance .steps button[data-step=compressions]")
     await expect(phone.locator("#guidance .step[data-step=compressions]")).to_be_visible()
     await expect(phone.locator("#cadence")).to_have_text(str(METRONOME_PER_MIN))

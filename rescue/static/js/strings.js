@@ -152,6 +152,7 @@ export const STRINGS = {
   "guidance.unavailable": ["远程指导暂不可用", "Guidance unavailable"],
   "guidance.joined": ["加入（{role}）", "joined ({role})"],
   "guidance.participant": ["参与者变化", "participant"],
+  "guidance.online": ["在线", "online"], "guidance.offline": ["离线", "offline"],
   "who.dispatcher": ["调度员", "Dispatcher"], "who.responder": ["志愿者", "Responder"],
   "who.system": ["系统", "System"],
   "event.guidance_step": ["指导步骤", "Guidance step"], "event.guidance_chat": ["指导消息", "Guidance chat"],

@@ -1,10 +1,11 @@
 """Callbacks to the 120 center: every incident event, signed, delivered in order, retried.
 
 This module queues them: the bus group "callbacks" records each incident event's delivery in
-PostgreSQL (`webhook_deliveries`, idempotent by event id). A new incident's first events are
-the exception: the alert's own statement queues their deliveries (NewDeliveries, in
-dispatch.queries.INSERT_ALERT) and its worker sends them, and the group, told so by the events'
-stream entries, only records them (rescue.bus.Bus.publish_committed's `done`).
+PostgreSQL (`webhook_deliveries`, idempotent by event id). An alert's and an escalation wave's
+events are the exception: their own statement queues their deliveries (NewDeliveries, in
+dispatch.queries.INSERT_ALERT and ESCALATE_WAVE) and its worker sends them (the alert's at
+once, the wave's through its delivery loop), and the group, told so by the events' stream
+entries, only records them (rescue.bus.Bus.publish_committed's `done`).
 dispatch.callback_sender delivers them; dispatch.callback_routes lists them.
 """
 
@@ -169,31 +170,38 @@ class NewDeliveries:
     one commit fewer per alert, and no wait for the group's read. `params` are that
     statement's (ids, event ids, types, stages, payloads as JSON text); with `claim` the rows
     are claimed for this worker's sender, which gets them as one run (`run`) after the
-    commit."""
+    commit; with `announce` those left unclaimed wake every worker's delivery loop (NOTIFY),
+    else the caller wakes its own. An escalation wave's statement (ESCALATE_WAVE) queues its
+    events' deliveries the same way, unclaimed."""
 
     ids: list[str]
     events: list[Event]
     payloads: list[dict[str, Any]]
     claim: bool
+    announce: bool
 
     @classmethod
-    def of(cls, events: Sequence[Event], *, claim: bool) -> NewDeliveries:
-        """The deliveries of a new incident's events (those the center hears about), in order."""
+    def of(cls, events: Sequence[Event], *, claim: bool, announce: bool) -> NewDeliveries:
+        """The deliveries of these new events (those the center hears about), in order."""
         wanted = [e for e in events if is_callback_event(e.type, e.data)]
         return cls(
             ids=[new_id("whd") for _ in wanted],
             events=wanted,
             payloads=[_payload(e, event_time(e.at)) for e in wanted],
             claim=claim,
+            announce=announce,
         )
 
     @classmethod
     def none(cls) -> NewDeliveries:
         """Nothing queued by the statement (no sender in this process): the group queues."""
-        return cls(ids=[], events=[], payloads=[], claim=False)
+        return cls(ids=[], events=[], payloads=[], claim=False, announce=False)
 
-    def params(self) -> tuple[list[str], list[str], list[str], list[int], list[str], bool, float]:
-        """INSERT_ALERT's parameters of the deliveries, the claim and its lease."""
+    def params(
+        self,
+    ) -> tuple[list[str], list[str], list[str], list[int], list[str], bool, float, bool]:
+        """The statement's parameters of the deliveries, the claim, its lease and whether to
+        announce what is left unclaimed."""
         return (
             self.ids,
             [e.id for e in self.events],
@@ -202,6 +210,7 @@ class NewDeliveries:
             [_encode(p) for p in self.payloads],
             self.claim,
             LEASE_S,
+            self.announce,
         )
 
     def run(self, *, url: str, secret: str) -> list[dict[str, Any]]:

@@ -27,6 +27,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from dispatch import queries
+from dispatch.callback_sender import CallbackSender
+from dispatch.callbacks import GROUP as CALLBACKS_GROUP
+from dispatch.callbacks import NewDeliveries, callback_sender_key
 from dispatch.events import Entry, IncidentRef, add_entries, emit_all, entry_data, incident_events
 from dispatch.models import (
     INCIDENT_ESCALATED,
@@ -108,13 +111,16 @@ async def escalate(
     incident: asyncpg.Record,
     bus: Bus | None = None,
     foreground: Foreground | None = None,
+    callbacks: CallbackSender | None = None,
 ) -> int | None:
     """Run the next wave of a claimed incident if a role is short; the new wave, or None.
 
     With a running `bus`, the wave's events are published by this worker as soon as they are
     committed, as an alert's are (no relay has to be woken and claim them first). With the
     worker's `foreground`, each piece of the wave's CPU (the search, the AEDs and the plan,
-    the draft) waits for the alerts in flight there to finish (a bounded wait).
+    the draft) waits for the alerts in flight there to finish (a bounded wait). With the
+    worker's `callbacks` sender, the statement queues the wave's callbacks to 120 (the
+    callbacks group leaves them) and the sender's loop is woken for them.
     """
     async with pool.acquire() as conn:
         offers = list(await conn.fetch(queries.INCIDENT_OFFER_STATE, incident["id"]))
@@ -179,16 +185,20 @@ async def escalate(
             budget=budget,
             now=now,
             config=config,
+            sender=callbacks,
         )
         async with pool.acquire() as conn:
-            row = await conn.fetchrow(queries.ESCALATE_WAVE, *wave.params, lease)
+            row = await conn.fetchrow(queries.ESCALATE_WAVE, *wave.args(lease))
             if row["wave"] is None and len(row["known_ids"]) < len(wave.volunteer_ids):
                 inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
                 continue
         if row["wave"] is None:
             return None  # ended meanwhile, or another worker ran this wave
         if bus is not None and lease is not None:
-            bus.publish_committed(wave.outbox, row["outbox_ids"] or [])
+            done = (CALLBACKS_GROUP,) if wave.deliveries.ids else ()
+            bus.publish_committed(wave.outbox, row["outbox_ids"] or [], done=done)
+        if callbacks is not None and row["callbacks"] and not wave.deliveries.announce:
+            callbacks.wake()  # its own loop sends them, in the incident's order
         logger.info(
             "incident %s: wave %d at %d s, %d offers",
             ref.id,
@@ -213,8 +223,13 @@ class _Wave:
     """A planned wave, rendered: the ESCALATE_WAVE parameters."""
 
     volunteer_ids: list[str]
-    params: tuple[Any, ...]  # all but the lease ($16)
+    params: tuple[Any, ...]  # $1-$15 (the lease, $16, and the callbacks' follow)
     outbox: OutboxRows  # the events as params $11-$15 hold them (published after the commit)
+    deliveries: NewDeliveries  # their callbacks, $17-$24
+
+    def args(self, lease: dt.timedelta | None) -> tuple[Any, ...]:
+        """ESCALATE_WAVE's parameters, with the outbox rows' lease (None: the relays publish)."""
+        return (*self.params, lease, *self.deliveries.params())
 
 
 def _draft_wave(
@@ -226,6 +241,7 @@ def _draft_wave(
     budget: int,
     now: dt.datetime,
     config: DispatchConfig,
+    sender: CallbackSender | None = None,
 ) -> _Wave:
     """Everything the one ESCALATE_WAVE statement stores, computed before the round trip: the
     wave's number is the claimed one's next (the statement stores nothing otherwise)."""
@@ -263,7 +279,10 @@ def _draft_wave(
         volunteer_ids,
         *outbox,
     )
-    return _Wave(volunteer_ids=volunteer_ids, params=params, outbox=outbox)
+    deliveries = NewDeliveries.none()
+    if sender is not None:
+        deliveries = NewDeliveries.of(events, claim=False, announce=not sender.can_take())
+    return _Wave(volunteer_ids=volunteer_ids, params=params, outbox=outbox, deliveries=deliveries)
 
 
 async def tick(
@@ -274,6 +293,7 @@ async def tick(
     config: DispatchConfig,
     bus: Bus | None = None,
     foreground: Foreground | None = None,
+    callbacks: CallbackSender | None = None,
 ) -> int:
     """One round: expire offers, then escalate the due incidents; how many were claimed."""
     await expire_offers(pool)
@@ -289,6 +309,7 @@ async def tick(
                 incident=incident,
                 bus=bus,
                 foreground=foreground,
+                callbacks=callbacks,
             )
         except Exception:  # one incident's failure must not stop the others' waves
             logger.exception("escalation of incident %s failed", incident["id"])
@@ -307,6 +328,7 @@ async def run(app: web.Application, config: DispatchConfig) -> None:
                     config=config,
                     bus=app.get(bus_key),
                     foreground=app.get(foreground_key),
+                    callbacks=app.get(callback_sender_key),
                 )
                 == CLAIM_BATCH
             ):

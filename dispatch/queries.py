@@ -41,6 +41,51 @@ def _notified(*, lease: int) -> str:
         FROM (SELECT 1 FROM events LIMIT 1) AS one WHERE ${lease}::interval IS NULL) AS notified"""
 
 
+def _callbacks(
+    *, source: str, incident: str, center: str, own_url: str, at: str, first: int
+) -> str:
+    """The `hook`, `hooks` and `hook_attempts` CTEs of a statement that queues the callbacks
+    of its own events (INSERT_ALERT, ESCALATE_WAVE), once per row of `source`: the deliveries
+    ($first..$first+4: ids, event ids, types, stages, payloads, as
+    dispatch.callbacks.NewDeliveries gives them) to `own_url`, else the center's; claimed
+    ($first+5) for the lease ($first+6), their first attempts logged, as the callbacks group's
+    QUEUE_DELIVERIES would (see _callbacks_told for $first+7)."""
+    f = first
+    return f"""hook AS (
+    SELECT COALESCE({own_url}, c.callback_url) AS url, c.webhook_secret, c.id AS center_id
+    FROM {source} JOIN dispatch_centers c ON c.id = {center}
+    WHERE COALESCE({own_url}, c.callback_url) IS NOT NULL AND cardinality(${f}::text[]) > 0
+),
+hooks AS (
+    INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, stage, incident_id,
+        center_id, url, payload, attempts, last_attempt_at, next_attempt_at)
+    SELECT d.id, d.event_id, d.event_type, {at}, d.stage, {incident}, hook.center_id, hook.url,
+        d.payload::jsonb, CASE WHEN ${f + 5} THEN 1 ELSE 0 END, CASE WHEN ${f + 5} THEN now() END,
+        CASE WHEN ${f + 5} THEN now() + make_interval(secs => ${f + 6}) ELSE now() END
+    FROM {source} CROSS JOIN hook CROSS JOIN unnest(${f}::text[], ${f + 1}::text[],
+        ${f + 2}::text[], ${f + 3}::int[], ${f + 4}::text[])
+        WITH ORDINALITY AS d(id, event_id, event_type, stage, payload, n)
+    ORDER BY d.n
+    RETURNING id, attempts
+),
+hook_attempts AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt)
+    SELECT id, attempts FROM hooks WHERE attempts = 1
+)"""
+
+
+def _callbacks_told(*, first: int) -> str:
+    """The result columns of _callbacks: the URL and secret a claimed run is sent with, how
+    many were queued, and the NOTIFY that wakes every worker's delivery loop when some were
+    queued unclaimed and $first+7 (the caller's own loop cannot take them)."""
+    return f"""(SELECT url FROM hook) AS callback_url,
+       (SELECT webhook_secret FROM hook) AS webhook_secret,
+       (SELECT count(*) FROM hooks) AS callbacks,
+       (SELECT count(pg_notify('{CALLBACKS_CHANNEL}', ''))
+        FROM (SELECT 1 FROM hooks WHERE attempts = 0 LIMIT 1) AS one
+        WHERE ${first + 7}) AS callbacks_told"""
+
+
 # The whole new incident in one statement, in one implicit transaction (one round trip, no
 # BEGIN/COMMIT): the incident, its offers, the guidance session with its dispatcher, the first
 # timeline entries and its outbox events with their NOTIFY (the same insert as
@@ -54,11 +99,11 @@ def _notified(*, lease: int) -> str:
 # committing worker publishes them itself (rescue.bus.Bus.publish_committed) and its relay
 # stamps them; should it die first, another relay publishes them once the lease is over.
 # Without one (NULL: no bus in this process) the relays are woken to publish them.
-# The incident's callbacks to 120 are queued here too ($31-$35, dispatch.callbacks
+# The incident's callbacks to 120 are queued here too ($31-$38, dispatch.callbacks
 # NewDeliveries; none when this process has no sender), to the alert's URL or else its
-# center's: claimed for this worker's sender ($36, lease $37), which sends them as one run
-# after the commit, or else announced to every worker's delivery loop (NOTIFY), as the
-# callbacks group's QUEUE_DELIVERIES would (it is told, by the events' entries, to leave them).
+# center's: claimed for this worker's sender, which sends them as one run after the commit,
+# or else announced to every worker's delivery loop (NOTIFY), as the callbacks group's
+# QUEUE_DELIVERIES would (it is told, by the events' entries, to leave them).
 INSERT_ALERT = f"""
 WITH known AS (
     SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($24::text[])
@@ -101,26 +146,16 @@ participant AS (
         source="inc", incident="inc.id", at="inc.created_at", entries=23, events=25, lease=30
     )
 },
-hook AS (
-    SELECT COALESCE($12::text, c.callback_url) AS url, c.webhook_secret
-    FROM inc JOIN dispatch_centers c ON c.id = $2::text
-    WHERE COALESCE($12::text, c.callback_url) IS NOT NULL AND cardinality($31::text[]) > 0
-),
-hooks AS (
-    INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, stage, incident_id,
-        center_id, url, payload, attempts, last_attempt_at, next_attempt_at)
-    SELECT d.id, d.event_id, d.event_type, inc.created_at, d.stage, inc.id, $2::text, hook.url,
-        d.payload::jsonb, CASE WHEN $36 THEN 1 ELSE 0 END, CASE WHEN $36 THEN now() END,
-        CASE WHEN $36 THEN now() + make_interval(secs => $37) ELSE now() END
-    FROM inc CROSS JOIN hook CROSS JOIN unnest($31::text[], $32::text[], $33::text[],
-        $34::int[], $35::text[]) WITH ORDINALITY AS d(id, event_id, event_type, stage, payload, n)
-    ORDER BY d.n
-    RETURNING id, attempts
-),
-hook_attempts AS (
-    INSERT INTO webhook_attempts (delivery_id, attempt)
-    SELECT id, attempts FROM hooks WHERE attempts = 1
-)
+{
+    _callbacks(
+        source="inc",
+        incident="inc.id",
+        center="$2::text",
+        own_url="$12::text",
+        at="inc.created_at",
+        first=31,
+    )
+}
 SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT value FROM durable) AS synchronous_commit,
        (SELECT ids FROM known) AS known_ids,
@@ -129,11 +164,7 @@ SELECT (SELECT id FROM inc) AS incident_id,
        (SELECT count(*) FROM entries) AS entries,
        (SELECT array_agg(id) FROM events) AS outbox_ids,
        {_notified(lease=30)},
-       (SELECT url FROM hook) AS callback_url,
-       (SELECT webhook_secret FROM hook) AS webhook_secret,
-       (SELECT count(*) FROM hooks) AS callbacks,
-       (SELECT count(pg_notify('{CALLBACKS_CHANNEL}', ''))
-        FROM (SELECT 1 FROM hooks WHERE attempts = 0 LIMIT 1) AS one) AS callbacks_told
+       {_callbacks_told(first=31)}
 """
 
 # Which of these volunteer ids the registry knows (the rare re-plan of an alert).
@@ -343,7 +374,10 @@ WHERE id = $1 AND next_escalation_at = $2
 # plans again without the unknown ones) and nothing when another worker ran this wave or the
 # incident ended: `wave` is then NULL. An offer to someone already offered in this incident is
 # excluded by the planner; should one slip through, the unique (incident, volunteer) fails the
-# whole statement, so the events never announce an offer that was not stored.
+# whole statement, so the events never announce an offer that was not stored. The wave's
+# callbacks are queued here too ($17-$24, as INSERT_ALERT's), never claimed: the incident's
+# earlier events may still be on their way, and its worker's delivery loop (woken after the
+# commit) or, when that one has no free slot, any worker's (NOTIFY) sends them in order.
 ESCALATE_WAVE = f"""
 WITH known AS (
     SELECT coalesce(array_agg(id), '{{}}') AS ids FROM volunteers WHERE id = ANY($10::text[])
@@ -356,7 +390,7 @@ advanced AS (
     FROM known
     WHERE i.id = $1 AND i.status = 'open' AND i.wave = $2::integer
       AND cardinality(known.ids) = cardinality($10::text[])
-    RETURNING i.wave
+    RETURNING i.wave, i.center_id, i.callback_url
 ),
 new_offers AS (
     INSERT INTO offers (id, incident_id, volunteer_id, role, wave, eta_s, distance_m, aed_id,
@@ -371,13 +405,24 @@ new_offers AS (
     _entries_and_events(
         source="advanced", incident="$1", at="$8::timestamptz", entries=9, events=11, lease=16
     )
+},
+{
+    _callbacks(
+        source="advanced",
+        incident="$1",
+        center="advanced.center_id",
+        own_url="advanced.callback_url",
+        at="$8::timestamptz",
+        first=17,
+    )
 }
 SELECT (SELECT wave FROM advanced) AS wave,
        (SELECT ids FROM known) AS known_ids,
        (SELECT count(*) FROM new_offers) AS offers,
        (SELECT count(*) FROM entries) AS entries,
        (SELECT array_agg(id) FROM events) AS outbox_ids,
-       {_notified(lease=16)}
+       {_notified(lease=16)},
+       {_callbacks_told(first=17)}
 """
 
 # Expire overdue open offers of any incident (a sweep: escalation may have stopped).

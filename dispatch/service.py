@@ -172,7 +172,7 @@ class _Draft:
     volunteer_ids: list[str]
     params: tuple[Any, ...]  # $1-$29 (the lease, $30, and the callbacks' follow)
     outbox: OutboxRows  # the events as params $25-$29 hold them (published after the commit)
-    deliveries: NewDeliveries  # their callbacks, $31-$37
+    deliveries: NewDeliveries  # their callbacks, $31-$38
 
     def args(self, lease: dt.timedelta | None) -> tuple[Any, ...]:
         """INSERT_ALERT's parameters, with the outbox rows' lease (None: the relays publish)."""
@@ -263,11 +263,10 @@ def _draft(
         volunteer_ids,
         *outbox,
     )
-    deliveries = (
-        NewDeliveries.none()
-        if sender is None
-        else NewDeliveries.of(events, claim=sender.can_take())
-    )
+    deliveries = NewDeliveries.none()
+    if sender is not None:
+        free = sender.can_take()
+        deliveries = NewDeliveries.of(events, claim=free, announce=not free)
     return _Draft(
         stored=stored,
         volunteer_ids=volunteer_ids,

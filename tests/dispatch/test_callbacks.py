@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from dispatch import callback_routes, callbacks
 from dispatch.callback_sender import CallbackSender
 from dispatch.callbacks import make_handler, record_event, record_events, setup_callbacks
+from geo import TravelMode, TravelModel
 from rescue import db
 from rescue.app import create_app
 from rescue.bus import BatchContext, Event, bus_ctx, emit, install_bus
@@ -719,3 +720,31 @@ async def test_a_worker_serving_other_alerts_leaves_the_callbacks_to_the_group(
     await settle(wired.app[db_key], event_ids)
     assert not await queued_with_their_events(pg, event_ids)
     assert wired.app[bus_key].stats.served == 0
+
+
+async def test_a_wave_queues_its_callbacks_in_its_commit_behind_the_alerts(
+    make_client: Callable[..., Awaitable[TestClient]],
+    pg: asyncpg.Connection,
+    receiver: Receiver,
+) -> None:
+    api = await make_client(escalation_window_s=1, **FAST)
+    center = await new_center(api, receiver)
+    c = Center(id=center["id"], headers=bearer(center["api_key"]))
+    model = TravelModel()
+    # Beyond the alert's 300 s walk, within the second wave's 420 s.
+    await volunteer(api, pg, offset(PATIENT, east_m=model.reach_m(380, TravelMode.WALK)))
+    plan = await raise_alert(api, c)
+    assert plan["responders"] == []
+
+    received = await receiver.wait_for(3)
+
+    assert [e["type"] for e in received] == [
+        "incident.created",
+        "incident.escalated",
+        "offer.created",
+    ]
+    wave = [e["id"] for e in received[1:]]
+    assert await queued_with_their_events(pg, wave)
+    assert [len(await attempts(api.app[db_key], e)) for e in wave] == [1, 1]
+    bus = api.app[bus_key]
+    await wait_until(lambda: bus.stats.served >= 3, what="the alert's and the wave's served")

@@ -165,15 +165,16 @@ def _encode(payload: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NewDeliveries:
-    """The callbacks of a new incident's first events, queued by the statement that stores
-    the incident (dispatch.queries.INSERT_ALERT) rather than by this group: one statement and
-    one commit fewer per alert, and no wait for the group's read. `params` are that
-    statement's (ids, event ids, types, stages, payloads as JSON text); with `claim` the rows
-    are claimed for this worker's sender, which gets them as one run (`run`) after the
-    commit; with `announce` those left unclaimed wake every worker's delivery loop (NOTIFY),
-    else the caller wakes its own. An escalation wave's statement (ESCALATE_WAVE) queues its
-    events' deliveries the same way, unclaimed."""
+    """The callbacks of new events queued by the statement that stores them (an alert's,
+    dispatch.queries.INSERT_ALERT; a wave's, ESCALATE_WAVE) rather than by this group: one
+    statement and one commit fewer, and no wait for the group's read. `params` are that
+    statement's (ids, event ids, types, stages, payloads as JSON text). An alert's are claimed
+    (`claim`) for this worker's sender when it has a free slot, and sent by it as one run after
+    the commit; a wave's, or an alert's when the sender has no slot, are queued unclaimed: its
+    own loop is woken for them, or, with no slot there (`announce`), every worker's (NOTIFY).
+    Without a sender in this process nothing is queued here, and the group queues them."""
 
+    sender: CallbackSender | None
     ids: list[str]
     events: list[Event]
     payloads: list[dict[str, Any]]
@@ -181,21 +182,28 @@ class NewDeliveries:
     announce: bool
 
     @classmethod
-    def of(cls, events: Sequence[Event], *, claim: bool, announce: bool) -> NewDeliveries:
-        """The deliveries of these new events (those the center hears about), in order."""
+    def of(
+        cls, events: Sequence[Event], sender: CallbackSender | None, *, claim: bool
+    ) -> NewDeliveries:
+        """The deliveries of these new events (those the center hears about), in order;
+        claimed for `sender` if `claim` and it has a free slot."""
+        if sender is None:
+            return cls(sender=None, ids=[], events=[], payloads=[], claim=False, announce=False)
+        free = sender.can_take()
         wanted = [e for e in events if is_callback_event(e.type, e.data)]
         return cls(
+            sender=sender,
             ids=[new_id("whd") for _ in wanted],
             events=wanted,
             payloads=[_payload(e, event_time(e.at)) for e in wanted],
-            claim=claim,
-            announce=announce,
+            claim=claim and free,
+            announce=not free,
         )
 
-    @classmethod
-    def none(cls) -> NewDeliveries:
-        """Nothing queued by the statement (no sender in this process): the group queues."""
-        return cls(ids=[], events=[], payloads=[], claim=False, announce=False)
+    @property
+    def done(self) -> tuple[str, ...]:
+        """The bus groups whose work on the events the statement did (publish_committed)."""
+        return (GROUP,) if self.ids else ()
 
     def params(
         self,
@@ -213,7 +221,17 @@ class NewDeliveries:
             self.announce,
         )
 
-    def run(self, *, url: str, secret: str) -> list[dict[str, Any]]:
+    def committed(self, row: Mapping[str, Any]) -> None:
+        """After the statement's commit (`row`, its result): the claimed run to the sender,
+        or its loop woken for what was queued unclaimed and not announced."""
+        if self.sender is None or not row["callbacks"]:
+            return
+        if self.claim:
+            self.sender.send_run(self._run(url=row["callback_url"], secret=row["webhook_secret"]))
+        elif not self.announce:
+            self.sender.wake()  # its own loop sends them, in the incident's order
+
+    def _run(self, *, url: str, secret: str) -> list[dict[str, Any]]:
         """The claimed run, as QUEUE_DELIVERIES returns one, for CallbackSender.send_run."""
         return [
             {

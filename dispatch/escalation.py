@@ -28,7 +28,6 @@ from redis.asyncio import Redis
 
 from dispatch import queries
 from dispatch.callback_sender import CallbackSender
-from dispatch.callbacks import GROUP as CALLBACKS_GROUP
 from dispatch.callbacks import NewDeliveries, callback_sender_key
 from dispatch.events import Entry, IncidentRef, add_entries, emit_all, entry_data, incident_events
 from dispatch.models import (
@@ -195,10 +194,9 @@ async def escalate(
         if row["wave"] is None:
             return None  # ended meanwhile, or another worker ran this wave
         if bus is not None and lease is not None:
-            done = (CALLBACKS_GROUP,) if wave.deliveries.ids else ()
+            done = wave.deliveries.done
             bus.publish_committed(wave.outbox, row["outbox_ids"] or [], done=done)
-        if callbacks is not None and row["callbacks"] and not wave.deliveries.announce:
-            callbacks.wake()  # its own loop sends them, in the incident's order
+        wave.deliveries.committed(row)
         logger.info(
             "incident %s: wave %d at %d s, %d offers",
             ref.id,
@@ -279,9 +277,8 @@ def _draft_wave(
         volunteer_ids,
         *outbox,
     )
-    deliveries = NewDeliveries.none()
-    if sender is not None:
-        deliveries = NewDeliveries.of(events, claim=False, announce=not sender.can_take())
+    # Never claimed: the incident's earlier events may still be on their way.
+    deliveries = NewDeliveries.of(events, sender, claim=False)
     return _Wave(volunteer_ids=volunteer_ids, params=params, outbox=outbox, deliveries=deliveries)
 
 

@@ -16,7 +16,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatch import queries, render
 from dispatch.callback_sender import CallbackSender
-from dispatch.callbacks import GROUP as CALLBACKS_GROUP
 from dispatch.callbacks import NewDeliveries
 from dispatch.errors import ExternalIdConflict
 from dispatch.events import Entry, IncidentRef, entry_data, incident_events
@@ -263,16 +262,12 @@ def _draft(
         volunteer_ids,
         *outbox,
     )
-    deliveries = NewDeliveries.none()
-    if sender is not None:
-        free = sender.can_take()
-        deliveries = NewDeliveries.of(events, claim=free, announce=not free)
     return _Draft(
         stored=stored,
         volunteer_ids=volunteer_ids,
         params=params,
         outbox=outbox,
-        deliveries=deliveries,
+        deliveries=NewDeliveries.of(events, sender, claim=True),
     )
 
 
@@ -322,16 +317,12 @@ async def raise_alert(
                 now=now,
                 sender=callbacks,
             )
-            deliveries = draft.deliveries
             row = await conn.fetchrow(queries.INSERT_ALERT, *draft.args(lease))
             if row["incident_id"] is not None:
-                queued = row["callbacks"] > 0
                 if bus is not None and lease is not None:
-                    done = (CALLBACKS_GROUP,) if deliveries.ids else ()
+                    done = draft.deliveries.done
                     bus.publish_committed(draft.outbox, row["outbox_ids"] or [], done=done)
-                if callbacks is not None and queued and deliveries.claim:
-                    run = deliveries.run(url=row["callback_url"], secret=row["webhook_secret"])
-                    callbacks.send_run(run)
+                draft.deliveries.committed(row)
                 return AlertResult(created=True, plan=draft.stored, status="open")
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)

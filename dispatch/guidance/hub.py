@@ -49,9 +49,7 @@ async def publish(redis: Redis, session_id: str, message: dict[str, Any]) -> int
 class GuidanceSocket(QueuedSocket[tuple[int | None, str, bool]]):
     """One participant's open socket, with its outbound queue (the socket's only writer)."""
 
-    def __init__(
-        self, ws: web.WebSocketResponse, *, participant_id: str, role: str = "responder"
-    ) -> None:
+    def __init__(self, ws: web.WebSocketResponse, *, participant_id: str, role: str) -> None:
         super().__init__(ws, queue_size=_QUEUE_SIZE, kind="guidance")
         self.participant_id = participant_id
         # This socket in the session's presence set (dispatch.guidance.presence).

@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # A socket's member lapses this long after its last renewal; renewed well within it.
 LAPSE_S = 60.0
 RENEW_S = 20.0
+# A session's set outlives its last renewal by this much (then Redis drops it).
+_KEY_TTL_S = int(LAPSE_S * 2)
 
 # Members not lapsed (score >= now) of one participant ("<id> "-prefixed), but `skip`.
 _LIVE_OF = """
@@ -46,27 +48,27 @@ local function live_of(key, participant, now, skip)
 end
 """
 
-# KEYS[1] the session's set; ARGV participant, member, now, lapse at, key TTL (s).
-# 1 when the participant was not online before this socket.
+# KEYS[1] the session's set; ARGV member, now, lapse at, key TTL (s). 1 when the member's
+# participant was not online before this socket.
 _JOIN = (
     _LIVE_OF
     + """
-local was = live_of(KEYS[1], ARGV[1], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+local participant = string.match(ARGV[1], '^(%S+) ')
+local was = live_of(KEYS[1], participant, ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 if was then return 0 end
 return 1
 """
 )
 
-# KEYS[1] the session's set; ARGV participant, member, now. 1 when this socket was the
-# participant's last one.
+# KEYS[1] the session's set; ARGV member, now. 1 when this socket was its participant's last.
 _LEAVE = (
     _LIVE_OF
     + """
-local removed = redis.call('ZREM', KEYS[1], ARGV[2])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 if removed == 0 then return 0 end
-if live_of(KEYS[1], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
+if live_of(KEYS[1], string.match(ARGV[1], '^(%S+) '), ARGV[2], ARGV[1]) then return 0 end
 return 1
 """
 )
@@ -94,10 +96,6 @@ return out
 )
 
 
-def _ttl_s() -> int:
-    return int(LAPSE_S * 2)
-
-
 def new_member(participant: dict[str, str]) -> str:
     """A socket's member: its participant (`{id, role}`), then an id of its own."""
     return f"{participant['id']} {participant['role']} {uuid.uuid4().hex}"
@@ -114,21 +112,18 @@ def message(event: str, participant: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def join(redis: Redis, session_id: str, participant_id: str, member: str) -> bool:
+async def join(redis: Redis, session_id: str, member: str) -> bool:
     """Record an open socket; whether its participant has just come online."""
     now = time.time()
     came = await redis.eval(
-        _JOIN, 1, presence_key(session_id), participant_id, member, now, now + LAPSE_S, _ttl_s()
+        _JOIN, 1, presence_key(session_id), member, now, now + LAPSE_S, _KEY_TTL_S
     )
     return bool(came)
 
 
-async def leave(redis: Redis, session_id: str, participant_id: str, member: str) -> bool:
+async def leave(redis: Redis, session_id: str, member: str) -> bool:
     """Forget a closed socket; whether its participant has just gone offline."""
-    gone = await redis.eval(
-        _LEAVE, 1, presence_key(session_id), participant_id, member, time.time()
-    )
-    return bool(gone)
+    return bool(await redis.eval(_LEAVE, 1, presence_key(session_id), member, time.time()))
 
 
 async def online(redis: Redis, session_id: str) -> set[str]:
@@ -141,13 +136,12 @@ async def online(redis: Redis, session_id: str) -> set[str]:
     return {str(m).split(" ", 1)[0] for m in members}
 
 
-def mark(session: dict[str, Any], ids: Iterable[str]) -> dict[str, Any]:
-    """The session (as load_session renders it) with each participant's `online`."""
-    here = set(ids)
-    for participant in session["participants"]:
+async def mark(redis: Redis, session: dict[str, Any]) -> dict[str, Any]:
+    """The session (as load_session renders it) with each participant's `online` (its `me`
+    is one of its participants, or a dict of its own)."""
+    here = await online(redis, session["session_id"])
+    for participant in [*session["participants"], session["me"]]:
         participant["online"] = participant["id"] in here
-    if isinstance(session.get("me"), dict) and "id" in session["me"]:
-        session["me"]["online"] = session["me"]["id"] in here
     return session
 
 
@@ -167,14 +161,16 @@ async def renew(
                 presence_key(session_id),
                 now,
                 now + LAPSE_S,
-                _ttl_s(),
+                _KEY_TTL_S,
                 *sockets[session_id],
             )
         replies = await pipe.execute()
     for session_id, reply in zip(sessions, replies, strict=True):
         if reply:
             pairs = (str(p).split(" ", 1) for p in reply)
-            gone[session_id] = sorted(({"id": i, "role": r} for i, r in pairs), key=str)
+            gone[session_id] = sorted(
+                ({"id": i, "role": r} for i, r in pairs), key=lambda p: p["id"]
+            )
     return gone
 
 

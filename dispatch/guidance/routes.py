@@ -88,8 +88,7 @@ async def get_session(request: web.Request) -> web.Response:
     me = await authorize(request)
     async with request.app[db_key].acquire() as conn:
         session = await service.load_session(conn, me=me, config=request.app[guidance_key])
-    here = await presence.online(request.app[redis_key], me.session_id)
-    return json_response(presence.mark(session, here))
+    return json_response(await presence.mark(request.app[redis_key], session))
 
 
 class _Bucket:
@@ -247,7 +246,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         try:
             async with app[db_key].acquire() as conn:
                 session = await service.load_session(conn, me=me, config=app[guidance_key])
-            presence.mark(session, await presence.online(app[redis_key], me.session_id))
+            await presence.mark(app[redis_key], session)
         except Exception:
             # Upgraded already: no HTTP error now. The client reconnects and gets the state.
             logger.exception("the state of guidance session %s could not be read", me.session_id)
@@ -290,9 +289,9 @@ async def _presence(
     redis = app[redis_key]
     try:
         if join:
-            changed = await presence.join(redis, me.session_id, me.id, socket.member)
+            changed = await presence.join(redis, me.session_id, socket.member)
         else:
-            changed = await presence.leave(redis, me.session_id, me.id, socket.member)
+            changed = await presence.leave(redis, me.session_id, socket.member)
         if changed:
             event = "online" if join else "offline"
             await publish(redis, me.session_id, presence.message(event, me.ref))

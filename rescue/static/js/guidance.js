@@ -64,6 +64,7 @@ export class GuidancePanel {
     this.state = null;
     this.step = null;
     this.log = [];
+    this.participants = [];
     this.socket = null;
     this.status = "idle";
     this.metronome = null;
@@ -97,12 +98,12 @@ export class GuidancePanel {
       this.participants = [...(msg.participants || [])];
     } else if (msg.type === "participant" && ["online", "offline"].includes(msg.event)) {
       // Presence: who has the session open now (not a timeline entry).
-      const p = this.participants?.find((q) => q.id === msg.participant?.id);
+      const p = this.participants.find((q) => q.id === msg.participant?.id);
       if (p) p.online = msg.event === "online";
     } else if (msg.type !== "signal") {
       if (msg.type === "participant" && msg.participant
-        && !this.participants?.some((q) => q.id === msg.participant.id)) {
-        this.participants?.push({ ...msg.participant, online: false });
+        && !this.participants.some((q) => q.id === msg.participant.id)) {
+        this.participants.push({ ...msg.participant, online: false });
       }
       if (msg.id && this.log.some((m) => m.id === msg.id)) return;
       if (msg.type === "step") this.step = msg.step;
@@ -161,7 +162,7 @@ export class GuidancePanel {
     } }, h("input", { name: "text", autocomplete: "off", maxlength: 2000,
       placeholder: t("guidance.chat_placeholder") }), h("button", {}, t("guidance.send")));
     const log = h("ol", { class: "log" }, this.log.slice(-40).reverse().map((m) => describe(m, steps)));
-    const here = this.participants?.length ? h("ul", { class: "participants" },
+    const here = this.participants.length ? h("ul", { class: "participants" },
       this.participants.map((p) => h("li", {
         class: p.online ? "online" : "offline", "data-participant": p.id,
         title: t(p.online ? "guidance.online" : "guidance.offline"),

@@ -70,7 +70,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         # When the slowest were sent: 10 alerts at 50/s, one every 20 ms (as scheduled).
         assert len(paced["p99_by_tenth"]) == 10
         assert sorted(at for at, _ in paced["slowest"]) == [i / 50 for i in range(10)]
-        assert max(ms for _, ms in paced["slowest"]) == round(paced["max"], 1)
+        # Both are rounded from the same raw maximum (to 0.1 and to 0.001 ms): equal within 0.05.
+        assert abs(max(ms for _, ms in paced["slowest"]) - paced["max"]) <= 0.0505
         assert figures["positions_during_paced_alerts"]["count"] > 0
         assert figures["position_ramp"]["steps"]
         cost = figures["alert_alone"]["cost_per_alert"]

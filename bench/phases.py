@@ -2,9 +2,9 @@
 
 On the data a bench run loaded (`--database`, `--redis-db`), runs the alert's steps in this
 process, without HTTP and without the bus's background work, at `--points` random urban points:
-the live-position search, the AED index, the planner, the draft of the one statement, the
-statement itself (committed) and rendering the response. Prints each phase's median, p90 and
-p99. The incidents it creates are closed at the end.
+the AED index, the live-position search (bounded by those AEDs), the planner, the draft of the
+one statement, the statement itself (committed) and rendering the response. Prints each phase's
+median, p90 and p99. The incidents it creates are closed at the end.
 
     RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.phases --points 400 --redis-db 9
 """
@@ -34,7 +34,7 @@ from rescue.aeds.queries import INDEXABLE_AEDS
 from rescue.http import json_response
 from rescue.settings import Settings
 
-PHASES = ("search", "aeds", "plan", "draft", "insert", "render", "total")
+PHASES = ("aeds", "search", "plan", "draft", "insert", "render", "total")
 
 
 async def measure(database_url: str, redis_url: str, points: int, seed: int) -> str:
@@ -63,11 +63,16 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
             t0 = time.perf_counter()
             now = dt.datetime.now(dt.UTC)
             at_local = service.local_time(now, config)
-            search = await service.find_candidates(
-                redis, config, lat=lat, lng=lng, budget_s=budget, now=now, at_local=at_local
-            )
-            t1 = time.perf_counter()
             nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
+            bounds = service.bounds_for(
+                config, budget_s=budget, aeds=nearby,
+                offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+            )  # fmt: skip
+            t1 = time.perf_counter()
+            search = await service.find_candidates(
+                redis, config, lat=lat, lng=lng, budget_s=budget, now=now, at_local=at_local,
+                bounds=bounds,
+            )  # fmt: skip
             t2 = time.perf_counter()
             inp = PlanInput(
                 lat=lat, lng=lng, budget_s=budget, candidates=search.candidates, aeds=nearby,

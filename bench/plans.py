@@ -1,11 +1,13 @@
 """Does bounding the live-position search change plans? `python -m bench.plans`.
 
 On the data a bench run loaded (`--database`, `--redis-db`; run `python -m bench` first), plans
-`--points` random urban alert points twice: with the service's search (each travel mode's set
-within its reach, at most `MODE_CAP` members per mode) and with the same search unbounded. It
-prints how many plans differ (volunteer, role or order), how many have fewer offers, and how
-much later the first AED or the first CPR responder would arrive, with the search's time. No
-HTTP, nothing stored: the planner and the search are called in this process.
+`--points` random urban alert points twice: with the service's search (per travel mode, the
+members nearest the patient and nearest each route AED that the plan can use:
+dispatch.planner.search_bounds; or, with `--cap N`, each mode's N nearest) and with the same
+search unbounded. It prints how many plans differ (volunteer, role or order), how many have
+fewer offers, and how much later the first AED or the first CPR responder would arrive, with the
+search's time and how many candidates it found. No HTTP, nothing stored: the planner and the
+search are called in this process.
 
     RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.plans --points 1000 --redis-db 9
 """
@@ -24,13 +26,13 @@ from redis.asyncio import Redis
 from bench import data
 from bench.measure import alert_points
 from dispatch.models import Plan, PlanInput, Role
-from dispatch.service import local_time
+from dispatch.service import bounds_for, local_time
 from dispatch.setup import build_config
 from geo import AedIndex
 from rescue.aeds.models import indexed_aed
 from rescue.aeds.queries import INDEXABLE_AEDS
 from rescue.settings import Settings
-from volunteers.positions import MODE_CAP, search_candidates
+from volunteers.positions import search_candidates
 
 UNBOUNDED = 1_000_000
 
@@ -46,7 +48,12 @@ def _q(values: list[float], f: float) -> float:
 
 
 async def compare(
-    database_url: str, redis_url: str, points: int, seed: int, cap: int, budget_s: int | None
+    database_url: str,
+    redis_url: str,
+    points: int,
+    seed: int,
+    cap: int | None,
+    budget_s: int | None,
 ) -> str:
     """The comparison's summary line (at the alert's time budget, or `budget_s`: a wave's)."""
     config = build_config(Settings.from_env())
@@ -69,13 +76,20 @@ async def compare(
         for lat, lng in alert_points(points, seed):
             nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
             plans = []
-            for limit in (cap, UNBOUNDED):
+            for bound in (True, False):
                 started = time.perf_counter()
+                bounds = bounds_for(
+                    config, budget_s=budget, aeds=nearby,
+                    offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+                ) if bound and cap is None else None  # fmt: skip
                 candidates, _ = await search_candidates(
                     redis, lat=lat, lng=lng, radius_m=reach, now=time.time(),
-                    ttl_s=10**9, at_local=at_local, limit=limit,
+                    ttl_s=10**9, at_local=at_local,
+                    limit=bounds.nearest if bounds else cap if bound and cap else UNBOUNDED,
+                    waypoints=bounds.waypoints if bounds else (),
+                    per_waypoint=bounds.per_aed if bounds else 0,
                 )  # fmt: skip
-                if limit == cap:
+                if bound:
                     times.append((time.perf_counter() - started) * 1000)
                     found.append(len(candidates))
                 inp = PlanInput(
@@ -94,7 +108,9 @@ async def compare(
     finally:
         await redis.aclose()
     return (
-        f"{points} points, {budget} s budget, at most {cap} members per mode vs unbounded: "
+        f"{points} points, {budget} s budget, "
+        f"{'the planned bounds' if cap is None else f'at most {cap} members per mode'} "
+        "vs unbounded: "
         f"{differ} plans differ, "
         f"{fewer} with fewer offers; first AED later in {len(later_aed)} "
         f"(median {_q(later_aed, 0.5):.0f} s), first CPR later in {len(later_cpr)}; "
@@ -107,7 +123,10 @@ def main(argv: list[str]) -> None:
     """`python -m bench.plans [--points N] [--cap N] [--budget S] [--database D] [--redis-db N]`."""
     p = argparse.ArgumentParser(prog="python -m bench.plans", description=__doc__)
     p.add_argument("--points", type=int, default=1000)
-    p.add_argument("--cap", type=int, default=MODE_CAP, help="members per mode (the service's)")
+    p.add_argument(
+        "--cap", type=int, default=None,
+        help="members per mode nearest the patient, instead of the service's planned bounds",
+    )  # fmt: skip
     p.add_argument(
         "--budget", type=int, default=None,
         help="time budget in seconds (default: the alert's; an escalation wave's is wider)",

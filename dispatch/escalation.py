@@ -45,6 +45,7 @@ from dispatch.models import (
 from dispatch.planner import MAX_ROUTE_AEDS
 from dispatch.service import (
     ATTEMPTS,
+    bounds_for,
     find_candidates,
     local_time,
     offer_created_data,
@@ -133,6 +134,21 @@ async def escalate(
     at_local = local_time(now, config)
     lat, lng = incident["lat"], incident["lng"]
     offered = frozenset(o["volunteer_id"] for o in offers)
+    offers_aed = config.offers_aed if Role.AED in short else 0
+    offers_cpr = config.offers_cpr if Role.CPR in short else 0
+    # Only the AEDs a fetcher's route may go through: a wave's plan lists no AEDs to anyone,
+    # and its wider reach holds hundreds (at province density), each judged open or not.
+    route_aeds = aeds.nearest(
+        lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget)
+    )
+    bounds = bounds_for(
+        config,
+        budget_s=budget,
+        aeds=route_aeds,
+        offers_aed=offers_aed,
+        offers_cpr=offers_cpr,
+        skip=len(offered),
+    )
     await _yield(foreground)
     search = await find_candidates(
         redis,
@@ -142,6 +158,7 @@ async def escalate(
         budget_s=budget,
         now=now,
         at_local=at_local,
+        bounds=bounds,
         skip=len(offered),
     )
     if search.degraded:
@@ -160,14 +177,10 @@ async def escalate(
         lng=lng,
         budget_s=budget,
         candidates=search.candidates,
-        # Only the AEDs a fetcher's route may go through: a wave's plan lists no AEDs to anyone,
-        # and its wider reach holds hundreds (at province density), each judged open or not.
-        aeds=aeds.nearest(
-            lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget)
-        ),
+        aeds=route_aeds,
         model=config.model,
-        offers_aed=config.offers_aed if Role.AED in short else 0,
-        offers_cpr=config.offers_cpr if Role.CPR in short else 0,
+        offers_aed=offers_aed,
+        offers_cpr=offers_cpr,
         exclude=offered,
         busy_aeds=busy,
     )

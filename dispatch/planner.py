@@ -23,6 +23,8 @@ pair.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,13 +37,62 @@ from dispatch.models import (
     PlanStrategy,
     Role,
 )
-from geo import EARTH_RADIUS_M, IndexedAed, TravelMode
+from geo import EARTH_RADIUS_M, IndexedAed, TravelMode, TravelModel
+from volunteers.models import Waypoint
 
 # Routes are tried through the AEDs nearest the patient only: a farther AED is never on the
 # best route of anyone who can still arrive in time, and this bounds the work per alert.
 MAX_ROUTE_AEDS = 16
 
 _M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBounds:
+    """How much of the live positions this strategy's plan can use: per travel mode, the
+    `nearest` members nearest the patient, and around each route AED (`waypoints`) the
+    `per_aed` members nearest it who could still fetch it in time."""
+
+    nearest: int
+    per_aed: int
+    waypoints: list[Waypoint]
+
+
+def search_bounds(
+    *,
+    model: TravelModel,
+    budget_s: float,
+    aeds: Sequence[tuple[IndexedAed, float]],
+    offers_aed: int,
+    offers_cpr: int,
+    skip: int = 0,
+) -> SearchBounds:
+    """The search `role_policy` needs for a plan identical to one from an unbounded search.
+
+    `aeds`: the AEDs the plan will get (nearest first, with their distance from the patient);
+    `skip`: how many volunteers the plan will exclude (a wave's already asked). Within one
+    travel mode, a sooner direct arrival is a nearer member, and a sooner route through an AED
+    is a member nearer that AED. The plan takes its `cpr` responders from the offers_cpr +
+    offers_aed nearest arrivals, and a fetcher only from each route AED's offers_aed fastest
+    routes (`_pick_fetchers`), besides the nearest one kept for CPR. So per mode, that many
+    members nearest the patient and around each route AED would do, if each were a candidate;
+    but the search's filters (stale, engaged, off duty, ineligible) and the plan's exclusions
+    drop some of those found, so the search reads twice what the plan takes, plus the
+    excluded. A route AED's radius for a mode is how far from it a member of that mode can be
+    and still bring it within the budget. `python -m bench.plans`: on 1,000 urban points, at
+    the alert's and a wave's budget, on the Qingdao and the province data, every plan was the
+    unbounded search's (BENCHMARKS.md, session 14).
+    """
+    per_aed = 2 * offers_aed + skip if offers_aed > 0 else 0
+    waypoints = []
+    if per_aed:
+        for aed, distance in aeds[:MAX_ROUTE_AEDS]:
+            left = budget_s - model.retrieval_s(indoor=aed.indoor, level=aed.level)
+            radius = {mode: model.reach_m(left, mode) - distance for mode in TravelMode}
+            waypoints.append(Waypoint(aed.lat, aed.lng, {m: r for m, r in radius.items() if r > 0}))
+    return SearchBounds(
+        nearest=2 * (offers_cpr + offers_aed) + skip, per_aed=per_aed, waypoints=waypoints
+    )
 
 
 def plan_aeds(inp: PlanInput) -> list[PlannedAed]:

@@ -28,8 +28,9 @@ from dispatch.models import (
     Plan,
     PlanInput,
 )
+from dispatch.planner import SearchBounds, role_policy, search_bounds
 from dispatch.tokens import participant_token
-from geo import AedIndex
+from geo import AedIndex, IndexedAed
 from rescue.auth import hash_token
 from rescue.bus import Bus
 from rescue.bus.outbox import OutboxRows, outbox_rows
@@ -81,6 +82,29 @@ class Search:
     degraded: bool
 
 
+def bounds_for(
+    config: DispatchConfig,
+    *,
+    budget_s: float,
+    aeds: Sequence[tuple[IndexedAed, float]],
+    offers_aed: int,
+    offers_cpr: int,
+    skip: int = 0,
+) -> SearchBounds | None:
+    """How far the search must read for the configured strategy's plan: the default strategy's
+    bounds (`search_bounds`), or None for another strategy (each mode's MODE_CAP nearest)."""
+    if config.strategy is not role_policy:
+        return None
+    return search_bounds(
+        model=config.model,
+        budget_s=budget_s,
+        aeds=aeds,
+        offers_aed=offers_aed,
+        offers_cpr=offers_cpr,
+        skip=skip,
+    )
+
+
 async def find_candidates(
     redis: Redis,
     config: DispatchConfig,
@@ -90,9 +114,12 @@ async def find_candidates(
     budget_s: float,
     now: dt.datetime,
     at_local: dt.datetime,
+    bounds: SearchBounds | None,
     skip: int = 0,
 ) -> Search:
-    """Candidates within the budget's reach (one Redis round trip); degraded if Redis is down."""
+    """Candidates within the budget's reach (one Redis round trip), as far as `bounds` says the
+    plan can use them (None: each mode's MODE_CAP nearest, and `skip` more); degraded if Redis
+    is down."""
     try:
         async with asyncio.timeout(SEARCH_TIMEOUT_S):
             candidates, excluded = await search_candidates(
@@ -103,7 +130,9 @@ async def find_candidates(
                 now=now.timestamp(),
                 ttl_s=config.position_ttl_s,
                 at_local=at_local,
-                limit=MODE_CAP + skip,
+                limit=MODE_CAP + skip if bounds is None else bounds.nearest,
+                waypoints=() if bounds is None else bounds.waypoints,
+                per_waypoint=0 if bounds is None else bounds.per_aed,
             )
     except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
         logger.warning("live positions unavailable, planning without volunteers: %r", exc)
@@ -291,10 +320,24 @@ async def raise_alert(
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
     budget = config.time_budget_s
-    search = await find_candidates(
-        redis, config, lat=alert.lat, lng=alert.lng, budget_s=budget, now=now, at_local=at_local
-    )
     nearby = aeds.within(alert.lat, alert.lng, config.aed_radius_m(budget), at_local=at_local)
+    bounds = bounds_for(
+        config,
+        budget_s=budget,
+        aeds=nearby,
+        offers_aed=config.offers_aed,
+        offers_cpr=config.offers_cpr,
+    )
+    search = await find_candidates(
+        redis,
+        config,
+        lat=alert.lat,
+        lng=alert.lng,
+        budget_s=budget,
+        now=now,
+        at_local=at_local,
+        bounds=bounds,
+    )
     inp = PlanInput(
         lat=alert.lat,
         lng=alert.lng,

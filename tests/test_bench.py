@@ -111,20 +111,23 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     )
 
     # The in-process tools run on the data the run left loaded.
-    # The bound is far above a tiny scale's crowd: the plans are the unbounded ones, at the
-    # alert's budget and at a wave's.
+    # The planned bounds give the unbounded search's plans, at the alert's budget and at a
+    # wave's; so does a per-mode cap far above a tiny scale's crowd.
     for budget in (300, 600):
         argv = ["--points", "20"] + (["--budget", str(budget)] if budget != 300 else [])
         plans = _tool(env, "bench.plans", *argv)
         assert plans.startswith(
-            f"20 points, {budget} s budget, at most {MODE_CAP} members per mode vs unbounded: "
-            "0 plans differ"
+            f"20 points, {budget} s budget, the planned bounds vs unbounded: 0 plans differ"
         ), plans
+    plans = _tool(env, "bench.plans", "--points", "20", "--cap", str(MODE_CAP))
+    assert plans.startswith(
+        f"20 points, 300 s budget, at most {MODE_CAP} members per mode vs unbounded: 0 plans differ"
+    ), plans
     lines = _tool(env, "bench.phases", "--points", "10").splitlines()
     assert lines[0].startswith("10 alerts in process")
     assert [line.split()[0] for line in lines[1:]] == [
-        "search",
         "aeds",
+        "search",
         "plan",
         "draft",
         "insert",

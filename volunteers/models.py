@@ -31,6 +31,16 @@ class Candidate(NamedTuple):
     travel_mode: TravelMode
 
 
+class Waypoint(NamedTuple):
+    """A point a candidate may go by on the way to the patient (an AED to fetch), and how far
+    from it a member of each travel mode can be and still arrive in time (a mode not given is
+    not searched there)."""
+
+    lat: float
+    lng: float
+    radius_m: Mapping[TravelMode, float]
+
+
 @dataclass(frozen=True, slots=True)
 class VolunteerInput:
     """A whole volunteer as created by the API or a roster row (None: keep or default)."""

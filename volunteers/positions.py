@@ -35,13 +35,14 @@ from volunteers.eligibility import (
     eligibility_problem,
     encode_meta,
 )
-from volunteers.models import Candidate
+from volunteers.models import Candidate, Waypoint
 from volunteers.scripts import MODE_KEYS, MODES
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "Candidate",
+    "Waypoint",
     "engage",
     "engaged_in",
     "is_on_duty",
@@ -60,11 +61,13 @@ __all__ = [
 ]
 
 # The members of one mode a search examines at most, its nearest first (for one mode, nearer is
-# sooner). `python -m bench.plans`, 1,000 urban points: on the Qingdao bench data (110,000 on
-# duty) plans with 100 per mode were identical to plans with no bound (60: 21 differed); on the
-# province data (1,000,000) 150 per mode changed 4 plans of 1,000 at the alert's budget and 6-7
-# at a wave's (200: 2), each in its third AED fetcher only (1-11 s later), never the first AED
-# or CPR responder, and cut the search's median 3.0 -> 2.2 ms (BENCHMARKS.md, session 12).
+# sooner), when the caller gives no bounds of its own. `python -m bench.plans --cap N`, 1,000
+# urban points: on the Qingdao bench data (110,000 on duty) plans with 100 per mode were
+# identical to plans with no bound (60: 21 differed); on the province data (1,000,000) 150 per
+# mode changed 4 plans of 1,000 at the alert's budget and 6-7 at a wave's (200: 2), each in its
+# third AED fetcher only (BENCHMARKS.md, session 12). The service bounds its searches by what
+# its plan can use instead (waypoints: dispatch.planner.search_bounds), which reads fewer
+# members and changed none of those plans (session 14).
 MODE_CAP = 150
 _BATCH = 1000
 
@@ -254,21 +257,29 @@ async def search_candidates(
     ttl_s: int,
     at_local: dt.datetime,
     limit: int = MODE_CAP,
+    waypoints: Sequence[Waypoint] = (),
+    per_waypoint: int = 0,
 ) -> tuple[list[Candidate], dict[str, int]]:
     """Eligible volunteers within reach, nearest first, and the excluded counted by reason.
 
     `radius_m`: the reach of each travel mode (a mode not given is not searched), or one
     radius for all. One round trip: per mode a GEOSEARCH of its set within its reach (at
     most `limit` members, nearest first), then last-seen, engagement and meta per member, in
-    Lua.
+    Lua. With `waypoints` and `per_waypoint`, a mode whose reach holds more than `limit` is
+    also searched around each waypoint, within the waypoint's radius for the mode, for its
+    `per_waypoint` nearest members (each member is found once).
     """
     if isinstance(radius_m, Mapping):
         reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
     else:
         reach = [float(radius_m)] * len(MODES)
+    args: list[float] = [lng, lat, *reach, max(1, limit), now - ttl_s]
+    if waypoints and per_waypoint > 0:
+        args.append(per_waypoint)
+        for w in waypoints:
+            args.extend((w.lng, w.lat, *(float(w.radius_m.get(mode, 0.0)) for mode in MODES)))
     stale, engaged, off_duty, flat, distinct = await scripts.registered(redis).search(
-        keys=[*MODE_KEYS, POSITIONS_SEEN, META, ENGAGED],
-        args=[lng, lat, *reach, max(1, limit), now - ttl_s],
+        keys=[*MODE_KEYS, POSITIONS_SEEN, META, ENGAGED], args=args
     )
     excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
     excluded[STALE] = int(stale)

@@ -52,19 +52,28 @@ return out
 )
 
 # KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
-# searched), count per mode, min_seen.
-# Returns {stale, engaged, off_duty, {id, hash, k, ...}, {meta, ...}}, mode by mode, each
-# nearest first; hash is the member's GEO score (52-bit geohash, decoded and measured from the
-# centre by the caller, geo.geohash.decode_measured: an integer costs Redis and Lua far less
-# per member than WITHCOORD's nested pair of formatted numbers or WITHDIST's one); k is the
-# 1-based index of the member's meta among the distinct metas (volunteers share metas: each
-# is sent, decoded and judged once, not once per member).
+# searched), count per mode, min_seen, count per waypoint, then any waypoints as (lng, lat,
+# walk/bike/car radius) each.
+# Returns {stale, engaged, off_duty, {id, hash, k, ...}, {meta, ...}}, each member once; hash is
+# the member's GEO score (52-bit geohash, decoded and measured from the centre by the caller,
+# geo.geohash.decode_measured: an integer costs Redis and Lua far less per member than
+# WITHCOORD's nested pair of formatted numbers or WITHDIST's one); k is the 1-based index of the
+# member's meta among the distinct metas (volunteers share metas: each is sent, decoded and
+# judged once, not once per member).
+# Per mode, the `count` members nearest the centre within the mode's reach. When the reach holds
+# more than that, also each waypoint's `count per waypoint` members of that mode nearest the
+# waypoint within its own radius for the mode (the planner's AEDs: who could fetch one in time,
+# dispatch.planner.search_bounds), so a dense centre is read as far as the plan can use it, not
+# to the reach.
 # GEOSEARCH ... ASC COUNT n still measures and sorts every member of the geohash cells around
 # the circle, so a dense centre is searched at a quarter of the reach first: when a smaller
 # circle already holds n members they are the n nearest (the same answer), found in cells a
 # fraction of the size. Otherwise the density seen sizes the next circle to hold about 1.5n,
 # not the whole reach (at province scale the reach holds ~700 walkers at the median point, 2,600
-# at p90). The per-member facts come in batched calls. Last-seen is read the other way round:
+# at p90). A waypoint's first circle is sized the same way from the density at the centre (the
+# distance of its n-th nearest, asked WITHDIST only when there are waypoints: the circle that
+# found them may be far larger). The per-member facts come in batched calls. Last-seen is read
+# the other way round:
 # the stale members of the whole seen set, few because the pruner removes them every few
 # seconds, in one range read, instead of one score per member (each a formatted double, ~1.5 us:
 # ~0.7 ms of a province search of 600 members). When as many are stale as there are members to
@@ -73,24 +82,60 @@ return out
 # script or MULTI), and removes them together, so there is none.
 SEARCH = """
 local count = tonumber(ARGV[6])
-local hits = {}
+local per_waypoint = tonumber(ARGV[8] or 0)
+local waypoints = per_waypoint > 0 and #ARGV > 8
+local hits, seen = {}, {}
+-- The n members of set m nearest (lng, lat) within reach, from a circle of radius r: never more
+-- than four circles, the last the reach. Members grow with the circle's area: the next circle
+-- should hold about 1.5 n (one more search is rare), and a circle no larger than that is
+-- searched in smaller cells. Nobody found: the whole reach.
+local function nearest(m, lng, lat, reach, r, n, with_dist)
+  local found
+  for circle = 1, 4 do
+    if circle == 4 then r = reach end
+    if with_dist then
+      found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', lng, lat,
+        'BYRADIUS', r, 'm', 'ASC', 'COUNT', n, 'WITHDIST', 'WITHHASH')
+    else
+      found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', lng, lat,
+        'BYRADIUS', r, 'm', 'ASC', 'COUNT', n, 'WITHHASH')
+    end
+    if #found >= n or r >= reach then break end
+    if #found == 0 then r = reach
+    else r = math.min(reach, r * math.sqrt(1.5 * n / #found)) end
+  end
+  return found
+end
+local function add(id, hash)
+  if not seen[id] then
+    seen[id] = true
+    hits[#hits + 1] = {id, hash}
+  end
+end
 for m = 1, 3 do
   local reach = tonumber(ARGV[2 + m])
   if reach > 0 then
-    local r = reach / 4
-    local found
-    for circle = 1, 4 do
-      if circle == 4 then r = reach end  -- never more than four circles, the last the reach
-      found = redis.call('GEOSEARCH', KEYS[m], 'FROMLONLAT', ARGV[1], ARGV[2],
-        'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHHASH')
-      if #found >= count or r >= reach then break end
-      -- Members grow with the circle's area: the next circle should hold about 1.5 count
-      -- (one more search is rare), and a circle no larger than that is searched in smaller
-      -- cells. Nobody found: the whole reach.
-      if #found == 0 then r = reach
-      else r = math.min(reach, r * math.sqrt(1.5 * count / #found)) end
+    local found = nearest(m, ARGV[1], ARGV[2], reach, reach / 4, count, waypoints)
+    if waypoints then
+      local far = 0
+      for _, hit in ipairs(found) do
+        far = tonumber(hit[2])
+        add(hit[1], hit[3])
+      end
+      if #found >= count then
+        local start = math.max(far, 1) * math.sqrt(1.5 * per_waypoint / #found)
+        for w = 9, #ARGV, 5 do
+          local radius = tonumber(ARGV[w + 1 + m])
+          if radius > 0 then
+            local near = nearest(m, ARGV[w], ARGV[w + 1], radius, math.min(start, radius),
+              per_waypoint, false)
+            for _, hit in ipairs(near) do add(hit[1], hit[2]) end
+          end
+        end
+      end
+    else
+      for _, hit in ipairs(found) do hits[#hits + 1] = hit end
     end
-    for _, hit in ipairs(found) do hits[#hits + 1] = hit end
   end
 end
 local min_seen = tonumber(ARGV[7])

@@ -424,3 +424,49 @@ async def test_a_bounded_search_widens_until_it_has_the_nearest(redis: Redis) ->
     assert [c.volunteer_id for c in found] == ["vol_near", "vol_mid"]
     found, _ = await search(redis, now=now, limit=1)
     assert [c.volunteer_id for c in found] == ["vol_near"]
+
+
+def east_of(point: tuple[float, float], metres: float) -> tuple[float, float]:
+    return point[0], point[1] + metres / (111_195.0 * math.cos(math.radians(point[0])))
+
+
+async def test_waypoints_add_their_nearest_when_the_reach_holds_more_than_the_limit(
+    redis: Redis,
+) -> None:
+    now = time.time()
+    # A crowd of walkers north of the centre, and a few around a point 600 m east of it.
+    for i in range(10):
+        await on_duty(redis, f"vol_n{i}", 20 + i * 20, now=now)
+    waypoint = east_of(CENTER, 600)
+    for vid, metres in (("vol_e0", 10), ("vol_e1", 30), ("vol_e2", 60), ("vol_e3", 150)):
+        lat, lng = east_of(waypoint, metres)
+        await positions.set_on_duty(redis, volunteer_id=vid, meta=meta(), lat=lat, lng=lng, now=now)
+    await on_duty(redis, "vol_bike", 700, now=now, travel_mode=TravelMode.BIKE)
+    reach = {TravelMode.WALK: 1000.0, TravelMode.BIKE: 1000.0}
+    around = positions.Waypoint(*waypoint, {TravelMode.WALK: 100.0, TravelMode.BIKE: 100.0})
+
+    found, _ = await search(
+        redis, now=now, radius_m=reach, limit=3, waypoints=[around], per_waypoint=2
+    )
+
+    # The centre's 3 nearest walkers and the waypoint's 2 nearest within its 100 m; the bikes'
+    # reach holds fewer than 3, so all of them are found and their waypoint search is not needed.
+    assert sorted(c.volunteer_id for c in found) == sorted(
+        ["vol_n0", "vol_n1", "vol_n2", "vol_e0", "vol_e1", "vol_bike"]
+    )
+    assert [c.distance_m for c in found] == sorted(c.distance_m for c in found)
+    # Within 40 m of the waypoint only two: its third nearest (60 m) is not read.
+    tight = positions.Waypoint(*waypoint, {TravelMode.WALK: 40.0})
+    found, _ = await search(
+        redis, now=now, radius_m=reach, limit=3, waypoints=[tight], per_waypoint=5
+    )
+    assert {"vol_e0", "vol_e1"} <= {c.volunteer_id for c in found}
+    assert not {"vol_e2", "vol_e3"} & {c.volunteer_id for c in found}
+    # A waypoint among the centre's nearest: each member is found once.
+    near = positions.Waypoint(*north_of(CENTER, 40), {TravelMode.WALK: 500.0})
+    found, _ = await search(
+        redis, now=now, radius_m=reach, limit=3, waypoints=[near], per_waypoint=4
+    )
+    ids = [c.volunteer_id for c in found]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(["vol_n0", "vol_n1", "vol_n2", "vol_n3", "vol_bike"])

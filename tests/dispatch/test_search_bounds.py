@@ -1,0 +1,104 @@
+"""The live search bounded by what the plan can use (dispatch.planner.search_bounds): on real
+Redis, dense crowds get the plan an unbounded search would give, from far fewer candidates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from dispatch.models import Plan, PlanInput
+from dispatch.planner import role_policy, search_bounds
+from geo import IndexedAed, TravelMode, TravelModel, haversine_m
+from tests.dispatch.support import PATIENT, offset
+from volunteers import positions
+from volunteers.eligibility import VolunteerMeta
+
+MODEL = TravelModel()
+NOON = dt.datetime(2026, 6, 15, 12, 0)
+TTL = 120
+
+
+def _meta(rng: random.Random) -> VolunteerMeta:
+    mode = rng.choice([TravelMode.WALK] * 6 + [TravelMode.BIKE] * 3 + [TravelMode.CAR])
+    # One in eight with an expired certificate: found by the search, dropped as ineligible.
+    expires = dt.date(2026, 1, 1) if rng.random() < 0.125 else dt.date(2028, 1, 1)
+    return VolunteerMeta(
+        travel_mode=mode, cert_expires_on=expires, status="active", quiet_hours=None
+    )
+
+
+async def _crowd(redis: Redis, rng: random.Random, now: float) -> None:
+    spread = rng.choice([120.0, 300.0, 700.0])
+    fresh: list[tuple[str, VolunteerMeta, float, float]] = []
+    stale: list[tuple[str, VolunteerMeta, float, float]] = []
+    for n in range(rng.randint(300, 700)):
+        lat, lng = offset(PATIENT, north_m=rng.gauss(0, spread), east_m=rng.gauss(0, spread))
+        (stale if rng.random() < 0.05 else fresh).append((f"v{n:03d}", _meta(rng), lat, lng))
+    await positions.set_on_duty_batch(redis, fresh, now=now)
+    await positions.set_on_duty_batch(redis, stale, now=now - TTL - 10)
+    for vid, _, _, _ in fresh:
+        if rng.random() < 0.05:
+            await positions.engage(redis, volunteer_id=vid, incident_id="inc_elsewhere")
+
+
+def _aeds(rng: random.Random) -> list[tuple[IndexedAed, float]]:
+    units = []
+    for n in range(rng.choice([2, 8, 30])):
+        lat, lng = offset(PATIENT, north_m=rng.gauss(0, 350), east_m=rng.gauss(0, 350))
+        aed = IndexedAed(f"a{n:02d}", lat, lng, "active", indoor=rng.random() < 0.5)
+        units.append((aed, haversine_m(lat, lng, *PATIENT)))
+    return sorted(units, key=lambda u: u[1])
+
+
+def _plan(inp: PlanInput) -> list[tuple[str, str, str | None, float]]:
+    plan: Plan = role_policy(inp)
+    return [
+        (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
+        for a in plan.responders
+    ]
+
+
+@pytest.mark.parametrize("seed", range(16))
+async def test_a_bounded_search_plans_as_an_unbounded_one(redis: Redis, seed: int) -> None:
+    rng = random.Random(seed)
+    now = time.time()
+    await _crowd(redis, rng, now)
+    budget = rng.choice([300, 420, 600])
+    reach = {mode: MODEL.reach_m(budget, mode) for mode in TravelMode}
+    aeds = [u for u in _aeds(rng) if u[1] <= MODEL.reach_m(budget, TravelMode.CAR)]
+
+    async def search(**bound: object) -> list[positions.Candidate]:
+        found, _ = await positions.search_candidates(
+            redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=reach, now=now, ttl_s=TTL,
+            at_local=NOON, **bound,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return found
+
+    everyone = await search(limit=100_000)
+    # A wave asks again without those already asked (here: some of the nearest).
+    for offers_aed, offers_cpr, asked in ((3, 3, 0), (5, 1, 0), (0, 3, 0), (3, 0, 6), (2, 2, 15)):
+        exclude = frozenset(c.volunteer_id for c in everyone[: asked * 2] if rng.random() < 0.5)
+        bounds = search_bounds(
+            model=MODEL, budget_s=budget, aeds=aeds, offers_aed=offers_aed,
+            offers_cpr=offers_cpr, skip=len(exclude),
+        )  # fmt: skip
+        bounded = await search(
+            limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed
+        )
+        assert set(bounded) <= set(everyone)
+        busy = frozenset(a.id for a, _ in aeds[1:3])
+        plans = []
+        for found in (bounded, everyone):
+            inp = PlanInput(
+                lat=PATIENT[0], lng=PATIENT[1], budget_s=budget, candidates=found, aeds=aeds,
+                model=MODEL, offers_aed=offers_aed, offers_cpr=offers_cpr, exclude=exclude,
+                busy_aeds=busy,
+            )  # fmt: skip
+            plans.append(_plan(inp))
+        assert plans[0] == plans[1], (seed, offers_aed, offers_cpr, asked)
+        # The bound bites: a dense crowd is not read to its reach.
+        assert len(bounded) < len(everyone), (seed, len(bounded), len(everyone))

@@ -63,7 +63,9 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
             t0 = time.perf_counter()
             now = dt.datetime.now(dt.UTC)
             at_local = service.local_time(now, config)
-            nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
+            nearby = service.route_aeds(
+                aeds, config, lat=lat, lng=lng, budget_s=budget, at_local=at_local
+            )
             bounds = service.bounds_for(
                 config, budget_s=budget, aeds=nearby,
                 offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from bench import data
 from bench.measure import alert_points
 from dispatch.models import Plan, PlanInput, Role
-from dispatch.service import bounds_for, local_time
+from dispatch.service import bounds_for, local_time, route_aeds
 from dispatch.setup import build_config
 from geo import AedIndex
 from rescue.aeds.models import indexed_aed
@@ -74,7 +74,7 @@ async def compare(
     found: list[float] = []
     try:
         for lat, lng in alert_points(points, seed):
-            nearby = aeds.within(lat, lng, config.aed_radius_m(budget), at_local=at_local)
+            nearby = route_aeds(aeds, config, lat=lat, lng=lng, budget_s=budget, at_local=at_local)
             plans = []
             for bound in (True, False):
                 started = time.perf_counter()

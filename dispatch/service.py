@@ -28,9 +28,9 @@ from dispatch.models import (
     Plan,
     PlanInput,
 )
-from dispatch.planner import SearchBounds, role_policy, search_bounds
+from dispatch.planner import MAX_ROUTE_AEDS, SearchBounds, role_policy, search_bounds
 from dispatch.tokens import participant_token
-from geo import AedIndex, IndexedAed
+from geo import AedIndex, IndexedAed, TravelMode
 from rescue.auth import hash_token
 from rescue.bus import Bus
 from rescue.bus.outbox import OutboxRows, outbox_rows
@@ -80,6 +80,30 @@ class Search:
     candidates: list[Candidate]
     excluded: dict[str, int]
     degraded: bool
+
+
+def route_aeds(
+    aeds: AedIndex,
+    config: DispatchConfig,
+    *,
+    lat: float,
+    lng: float,
+    budget_s: float,
+    at_local: dt.datetime,
+) -> list[tuple[IndexedAed, float]]:
+    """The AEDs an alert's plan can use, nearest first: every AED within walking reach (the
+    plan lists them) and at least the MAX_ROUTE_AEDS nearest within `aed_radius_m` (a fetcher's
+    route may go through them). The plan is the one from every AED within `aed_radius_m`, but a
+    province centre holds hundreds within a car's reach, each measured and judged open: the
+    look-up's median 0.42 -> 0.20 ms, p90 1.65 -> 0.49 ms (BENCHMARKS.md, session 14)."""
+    # A metre over: plan_aeds decides the walking boundary itself, by ETA.
+    walk = config.model.reach_m(budget_s, TravelMode.WALK) + 1.0
+    near = aeds.within(lat, lng, walk, at_local=at_local)
+    if len(near) >= MAX_ROUTE_AEDS:
+        return near
+    return aeds.nearest(
+        lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget_s)
+    )
 
 
 def bounds_for(
@@ -320,7 +344,9 @@ async def raise_alert(
     now = dt.datetime.now(dt.UTC)
     at_local = local_time(now, config)
     budget = config.time_budget_s
-    nearby = aeds.within(alert.lat, alert.lng, config.aed_radius_m(budget), at_local=at_local)
+    nearby = route_aeds(
+        aeds, config, lat=alert.lat, lng=alert.lng, budget_s=budget, at_local=at_local
+    )
     bounds = bounds_for(
         config,
         budget_s=budget,

@@ -245,6 +245,30 @@ async def refresh_meta_many(redis: Redis, metas: Mapping[str, VolunteerMeta]) ->
 
 
 _NEAREST_FIRST = operator.attrgetter("distance_m", "volunteer_id")
+SEARCH_KEYS = [*MODE_KEYS, POSITIONS_SEEN, META, ENGAGED]
+
+
+def search_args(
+    *,
+    lat: float,
+    lng: float,
+    radius_m: float | Mapping[TravelMode, float],
+    min_seen: float,
+    limit: int = MODE_CAP,
+    waypoints: Sequence[Waypoint] = (),
+    per_waypoint: int = 0,
+) -> list[float]:
+    """The search script's ARGV (volunteers.scripts.SEARCH) for `search_candidates`."""
+    if isinstance(radius_m, Mapping):
+        reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
+    else:
+        reach = [float(radius_m)] * len(MODES)
+    args: list[float] = [lng, lat, *reach, max(1, limit), min_seen]
+    if waypoints and per_waypoint > 0:
+        args.append(per_waypoint)
+        for w in waypoints:
+            args.extend((w.lng, w.lat, *(float(w.radius_m.get(mode, 0.0)) for mode in MODES)))
+    return args
 
 
 async def search_candidates(
@@ -269,17 +293,17 @@ async def search_candidates(
     also searched around each waypoint, within the waypoint's radius for the mode, for its
     `per_waypoint` nearest members (each member is found once).
     """
-    if isinstance(radius_m, Mapping):
-        reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
-    else:
-        reach = [float(radius_m)] * len(MODES)
-    args: list[float] = [lng, lat, *reach, max(1, limit), now - ttl_s]
-    if waypoints and per_waypoint > 0:
-        args.append(per_waypoint)
-        for w in waypoints:
-            args.extend((w.lng, w.lat, *(float(w.radius_m.get(mode, 0.0)) for mode in MODES)))
     stale, engaged, off_duty, flat, distinct = await scripts.registered(redis).search(
-        keys=[*MODE_KEYS, POSITIONS_SEEN, META, ENGAGED], args=args
+        keys=SEARCH_KEYS,
+        args=search_args(
+            lat=lat,
+            lng=lng,
+            radius_m=radius_m,
+            min_seen=now - ttl_s,
+            limit=limit,
+            waypoints=waypoints,
+            per_waypoint=per_waypoint,
+        ),
     )
     excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
     excluded[STALE] = int(stale)

@@ -1,5 +1,6 @@
 """The live search bounded by what the plan can use (dispatch.planner.search_bounds): on real
-Redis, dense crowds get the plan an unbounded search would give, from far fewer candidates."""
+Redis, dense crowds get the plan an unbounded search would give, from far fewer candidates;
+and the alert's AEDs read as far as the plan can use them (dispatch.service.route_aeds)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatch.models import Plan, PlanInput
-from dispatch.planner import role_policy, search_bounds
-from geo import IndexedAed, TravelMode, TravelModel, haversine_m
+from dispatch.planner import MAX_ROUTE_AEDS, role_policy, search_bounds
+from dispatch.service import route_aeds
+from dispatch.setup import build_config
+from geo import AedIndex, IndexedAed, TravelMode, TravelModel, haversine_m
+from rescue.settings import Settings
 from tests.dispatch.support import PATIENT, offset
 from volunteers import positions
 from volunteers.eligibility import VolunteerMeta
@@ -102,3 +106,32 @@ async def test_a_bounded_search_plans_as_an_unbounded_one(redis: Redis, seed: in
         assert plans[0] == plans[1], (seed, offers_aed, offers_cpr, asked)
         # The bound bites: a dense crowd is not read to its reach.
         assert len(bounded) < len(everyone), (seed, len(bounded), len(everyone))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_alerts_aeds_are_those_the_plan_would_use_of_all_within_reach(
+    settings: Settings, seed: int
+) -> None:
+    # route_aeds reads walking reach (or the nearest 16) instead of a car's: the plan's AED list
+    # and its route AEDs are those it would take from every AED within aed_radius_m.
+    rng = random.Random(seed)
+    config = build_config(settings)
+    spread = rng.choice([150.0, 400.0, 900.0])
+    index = AedIndex(
+        IndexedAed(
+            f"a{n:03d}",
+            *offset(PATIENT, north_m=rng.gauss(0, spread), east_m=rng.gauss(0, spread)),
+            "active" if rng.random() < 0.9 else "inactive",
+            opening_hours="Mo-Fr 08:00-18:00" if rng.random() < 0.3 else "24/7",
+        )
+        for n in range(rng.choice([5, 40, 300]))
+    )  # fmt: skip
+    at_local = rng.choice([NOON, NOON.replace(hour=22)])
+    for budget in (300, 600):
+        walk = MODEL.reach_m(budget, TravelMode.WALK)
+        every = index.within(*PATIENT, config.aed_radius_m(budget), at_local=at_local)
+        got = route_aeds(index, config, lat=PATIENT[0], lng=PATIENT[1], budget_s=budget,
+                         at_local=at_local)  # fmt: skip
+        assert got[:MAX_ROUTE_AEDS] == every[:MAX_ROUTE_AEDS], (seed, budget)
+        assert [a for a in got if a[1] <= walk] == [a for a in every if a[1] <= walk]
+        assert len(got) <= max(MAX_ROUTE_AEDS, len([a for a in every if a[1] <= walk + 1]))

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from dispatch.models import Plan, PlanInput
 from dispatch.planner import MAX_ROUTE_AEDS, role_policy, search_bounds
-from dispatch.service import route_aeds
+from dispatch.service import bounds_for, route_aeds
 from dispatch.setup import build_config
 from geo import AedIndex, IndexedAed, TravelMode, TravelModel, haversine_m
 from rescue.settings import Settings
@@ -135,3 +135,16 @@ def test_the_alerts_aeds_are_those_the_plan_would_use_of_all_within_reach(
         assert got[:MAX_ROUTE_AEDS] == every[:MAX_ROUTE_AEDS], (seed, budget)
         assert [a for a in got if a[1] <= walk] == [a for a in every if a[1] <= walk]
         assert len(got) <= max(MAX_ROUTE_AEDS, len([a for a in every if a[1] <= walk + 1]))
+
+
+def test_only_the_default_strategy_gets_its_bounds(settings: Settings) -> None:
+    # The bounds are what role_policy can use; another strategy gets each mode's MODE_CAP
+    # nearest, as before the bounds.
+    aeds = [(IndexedAed("a1", *offset(PATIENT, north_m=200), "active"), 200.0)]
+    default = bounds_for(
+        build_config(settings), budget_s=300, aeds=aeds, offers_aed=3, offers_cpr=3, skip=4
+    )
+    assert default is not None
+    assert (default.nearest, default.per_aed, len(default.waypoints)) == (16, 10, 1)
+    other = build_config(settings, strategy=lambda inp: role_policy(inp))
+    assert bounds_for(other, budget_s=300, aeds=aeds, offers_aed=3, offers_cpr=3) is None

@@ -73,13 +73,12 @@ return out
 # at p90). A waypoint's first circle is sized the same way from the density at the centre (the
 # distance of its n-th nearest, asked WITHDIST only when there are waypoints: the circle that
 # found them may be far larger). The per-member facts come in batched calls. Last-seen is read
-# the other way round:
-# the stale members of the whole seen set, few because the pruner removes them every few
-# seconds, in one range read, instead of one score per member (each a formatted double, ~1.5 us:
-# ~0.7 ms of a province search of 600 members). When as many are stale as there are members to
-# judge (the pruner is not running), per member after all. The range read cannot tell a member
-# that has no last-seen at all: every writer adds a position and its last-seen together (in one
-# script or MULTI), and removes them together, so there is none.
+# the other way round: the stale members of the whole seen set, few because the pruner removes
+# them every few seconds, in one range read, instead of one score per member (each a formatted
+# double, ~1.5 us: ~0.7 ms of a province search of 600 members). When as many are stale as there
+# are members to judge (the pruner is not running), per member after all. The range read cannot
+# tell a member that has no last-seen at all: every writer adds a position and its last-seen
+# together (in one script or MULTI), and removes them together, so there is none.
 SEARCH = """
 local count = tonumber(ARGV[6])
 local per_waypoint = tonumber(ARGV[8] or 0)

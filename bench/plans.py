@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import sys
 import time
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -78,16 +79,22 @@ async def compare(
             plans = []
             for bound in (True, False):
                 started = time.perf_counter()
-                bounds = bounds_for(
-                    config, budget_s=budget, aeds=nearby,
-                    offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
-                ) if bound and cap is None else None  # fmt: skip
+                how: dict[str, Any] = {"limit": UNBOUNDED}
+                if bound and cap is not None:
+                    how = {"limit": cap}
+                elif bound:
+                    bounds = bounds_for(
+                        config, budget_s=budget, aeds=nearby,
+                        offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+                    )  # fmt: skip
+                    assert bounds is not None  # the default strategy's
+                    how = {
+                        "limit": bounds.nearest, "waypoints": bounds.waypoints,
+                        "per_waypoint": bounds.per_aed,
+                    }  # fmt: skip
                 candidates, _ = await search_candidates(
                     redis, lat=lat, lng=lng, radius_m=reach, now=time.time(),
-                    ttl_s=10**9, at_local=at_local,
-                    limit=bounds.nearest if bounds else cap if bound and cap else UNBOUNDED,
-                    waypoints=bounds.waypoints if bounds else (),
-                    per_waypoint=bounds.per_aed if bounds else 0,
+                    ttl_s=10**9, at_local=at_local, **how,
                 )  # fmt: skip
                 if bound:
                     times.append((time.perf_counter() - started) * 1000)

@@ -46,6 +46,7 @@ from dispatch.planner import MAX_ROUTE_AEDS
 from dispatch.service import (
     ATTEMPTS,
     bounds_for,
+    checked_plan,
     find_candidates,
     local_time,
     offer_created_data,
@@ -184,10 +185,25 @@ async def escalate(
         exclude=offered,
         busy_aeds=busy,
     )
+    search, inp, plan = await checked_plan(
+        config,
+        search,
+        inp,
+        lambda: find_candidates(
+            redis,
+            config,
+            lat=lat,
+            lng=lng,
+            budget_s=budget,
+            now=now,
+            at_local=at_local,
+            bounds=None,
+            skip=len(offered),
+        ),
+    )
     ref = IncidentRef.of(incident)
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     for _ in range(ATTEMPTS):
-        plan = config.strategy(inp)
         await _yield(foreground)
         wave = _draft_wave(
             incident=incident,
@@ -203,6 +219,7 @@ async def escalate(
             row = await conn.fetchrow(queries.ESCALATE_WAVE, *wave.args(lease))
             if row["wave"] is None and len(row["known_ids"]) < len(wave.volunteer_ids):
                 inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
+                plan = config.strategy(inp)
                 continue
         if row["wave"] is None:
             return None  # ended meanwhile, or another worker ran this wave

@@ -38,7 +38,7 @@ from dispatch.models import (
     Role,
 )
 from geo import EARTH_RADIUS_M, IndexedAed, TravelMode, TravelModel
-from volunteers.models import Waypoint
+from volunteers.models import Coverage, Waypoint
 
 # Routes are tried through the AEDs nearest the patient only: a farther AED is never on the
 # best route of anyone who can still arrive in time, and this bounds the work per alert.
@@ -78,10 +78,11 @@ def search_bounds(
     members nearest the patient and around each route AED would do, if each were a candidate;
     but the search's filters (stale, engaged, off duty, ineligible) and the plan's exclusions
     drop some of those found, so the search reads twice what the plan takes, plus the
-    excluded. A route AED's radius for a mode is how far from it a member of that mode can be
-    and still bring it within the budget. `python -m bench.plans`: on 1,000 urban points, at
-    the alert's and a wave's budget, on the Qingdao and the province data, every plan was the
-    unbounded search's (BENCHMARKS.md, session 14).
+    excluded; `covers` then checks the plan against what the search left unread. A route AED's
+    radius for a mode is how far from it a member of that mode can be and still bring it within
+    the budget. `python -m bench.plans`: on 1,000 urban points, at the alert's and a wave's
+    budget, on the Qingdao and the province data, every plan was the unbounded search's, and
+    `covers` passed 995 and 991 of the Qingdao plans (BENCHMARKS.md, session 14).
     """
     per_aed = 2 * offers_aed + skip if offers_aed > 0 else 0
     waypoints = []
@@ -93,6 +94,65 @@ def search_bounds(
     return SearchBounds(
         nearest=2 * (offers_cpr + offers_aed) + skip, per_aed=per_aed, waypoints=waypoints
     )
+
+
+def covers(plan: Plan, inp: PlanInput, coverage: Coverage) -> bool:
+    """Whether `role_policy`'s plan from a search bounded by `search_bounds` is the plan every
+    member would give: no member the search left unread could have been chosen or have moved a
+    choice. False sends the caller back to a wider search.
+
+    An unread member of a mode is at least as far from the patient as the mode's coverage there,
+    and from each route AED as its coverage there (or out of the AED's radius, where the search
+    read every member who could bring it in time): it arrives no sooner than that directly, and
+    brings that AED no sooner than that route. The plan stands if the nearest arrival and every
+    CPR responder come strictly sooner than any unread member could (and no CPR offer is
+    missing), and if, through each route AED, an unread member's route is slower than every
+    fetcher's (and no fetcher is missing), or the AED has offers_aed routes of those read that
+    are strictly faster than it, besides the nearest arrival's: only an AED's offers_aed fastest
+    routes are ever chosen (`_pick_fetchers`), so that member's would not be, nor move the
+    others. The filters' dropped (ineligible, engaged) are what make it fail: the unread are
+    taken to be eligible.
+    """
+    partial = {mode: d for mode, d in coverage.centre.items() if d is not None}
+    if not partial or (inp.offers_aed <= 0 and inp.offers_cpr <= 0):
+        return True
+    model = inp.model
+    per_m = {mode: model.detour_factor / model.speed_mps(mode) for mode in TravelMode}
+    people: list[CandidateLike] = []
+    direct: list[float] = []
+    for c in inp.candidates:
+        eta = c.distance_m * per_m[c.travel_mode]
+        if c.volunteer_id not in inp.exclude and eta <= inp.budget_s:
+            people.append(c)
+            direct.append(eta)
+    cpr = [a.eta_s for a in plan.responders if a.role is Role.CPR]
+    fetch = [a.eta_s for a in plan.responders if a.role is Role.AED]
+    # A missing offer could go to any unread member within the budget.
+    soonest = max([min(direct, default=0.0), *cpr]) if len(cpr) >= inp.offers_cpr else inp.budget_s
+    slowest = max(fetch, default=0.0) if len(fetch) >= inp.offers_aed else inp.budget_s
+    if any(soonest >= far * per_m[mode] for mode, far in partial.items()):
+        return False
+    if inp.offers_aed <= 0 or not people:
+        return True
+    etas = None  # the routes of those read, through each route AED: only if needed
+    route = inp.aeds[:MAX_ROUTE_AEDS]
+    for mode, far in partial.items():
+        k = per_m[mode]
+        for j, ((aed, distance), read) in enumerate(zip(route, coverage.waypoints, strict=False)):
+            near = read.get(mode)
+            if near is None:
+                continue  # every member who could bring this AED in time was read
+            retrieval = model.retrieval_s(indoor=aed.indoor, level=aed.level)
+            unread = (max(near, far - distance) + distance) * k + retrieval
+            if unread > slowest:
+                continue
+            if etas is None:
+                etas, _ = _route_etas(inp, people, [per_m[c.travel_mode] for c in people])
+                # The nearest arrival is kept for CPR: not one of an AED's fetchers.
+                etas[min(range(len(people)), key=direct.__getitem__)] = math.inf
+            if int((etas[:, j] < unread).sum()) < inp.offers_aed:
+                return False
+    return True
 
 
 def plan_aeds(inp: PlanInput) -> list[PlannedAed]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,14 +28,20 @@ from dispatch.models import (
     Plan,
     PlanInput,
 )
-from dispatch.planner import MAX_ROUTE_AEDS, SearchBounds, role_policy, search_bounds
+from dispatch.planner import (
+    MAX_ROUTE_AEDS,
+    SearchBounds,
+    covers,
+    role_policy,
+    search_bounds,
+)
 from dispatch.tokens import participant_token
 from geo import AedIndex, IndexedAed, TravelMode
 from rescue.auth import hash_token
 from rescue.bus import Bus
 from rescue.bus.outbox import OutboxRows, outbox_rows
 from rescue.ids import new_id
-from volunteers.positions import MODE_CAP, Candidate, search_candidates
+from volunteers.positions import MODE_CAP, Candidate, Coverage, search_read
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ class Search:
     candidates: list[Candidate]
     excluded: dict[str, int]
     degraded: bool
+    # Where a bounded search read every member (None: it was not bounded, or is degraded).
+    coverage: Coverage | None = None
 
 
 def route_aeds(
@@ -146,7 +154,7 @@ async def find_candidates(
     is down."""
     try:
         async with asyncio.timeout(SEARCH_TIMEOUT_S):
-            candidates, excluded = await search_candidates(
+            candidates, excluded, coverage = await search_read(
                 redis,
                 lat=lat,
                 lng=lng,
@@ -157,11 +165,38 @@ async def find_candidates(
                 limit=MODE_CAP + skip if bounds is None else bounds.nearest,
                 waypoints=() if bounds is None else bounds.waypoints,
                 per_waypoint=0 if bounds is None else bounds.per_aed,
+                covered=bounds is not None,
             )
     except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
         logger.warning("live positions unavailable, planning without volunteers: %r", exc)
         return Search(candidates=[], excluded={}, degraded=True)
-    return Search(candidates=candidates, excluded=excluded, degraded=False)
+    return Search(
+        candidates=candidates,
+        excluded=excluded,
+        degraded=False,
+        coverage=coverage if bounds is not None else None,
+    )
+
+
+async def checked_plan(
+    config: DispatchConfig,
+    search: Search,
+    inp: PlanInput,
+    wider: Callable[[], Awaitable[Search]],
+) -> tuple[Search, PlanInput, Plan]:
+    """The plan of a bounded search's candidates, unless a member the search left unread could
+    change it (`covers`: where the filters dropped many of those read, say a crowd in its quiet
+    hours): then the plan of the `wider` search (each mode's MODE_CAP nearest), one more round
+    trip. A degraded wider search keeps the first plan."""
+    plan = config.strategy(inp)
+    if search.coverage is None or covers(plan, inp, search.coverage):
+        return search, inp, plan
+    logger.info("the bounded search may have missed a responder: searching wider")
+    again = await wider()
+    if again.degraded:
+        return search, inp, plan
+    inp = replace(inp, candidates=again.candidates)
+    return again, inp, config.strategy(inp)
 
 
 def local_time(now: dt.datetime, config: DispatchConfig) -> dt.datetime:
@@ -374,6 +409,21 @@ async def raise_alert(
         offers_aed=config.offers_aed,
         offers_cpr=config.offers_cpr,
     )
+    search, inp, plan = await checked_plan(
+        config,
+        search,
+        inp,
+        lambda: find_candidates(
+            redis,
+            config,
+            lat=alert.lat,
+            lng=alert.lng,
+            budget_s=budget,
+            now=now,
+            at_local=at_local,
+            bounds=None,
+        ),
+    )
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     async with pool.acquire() as conn:
         # Volunteers are never deleted, so one re-plan without the unknown ones settles it.
@@ -382,7 +432,7 @@ async def raise_alert(
                 alert=alert,
                 config=config,
                 search=search,
-                plan=config.strategy(inp),
+                plan=plan,
                 now=now,
                 sender=callbacks,
             )
@@ -396,6 +446,7 @@ async def raise_alert(
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)
             inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
+            plan = config.strategy(inp)
     raise RuntimeError(f"alert {alert.external_id!r}: offered volunteers keep disappearing")
 
 

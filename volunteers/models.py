@@ -41,6 +41,15 @@ class Waypoint(NamedTuple):
     radius_m: Mapping[TravelMode, float]
 
 
+class Coverage(NamedTuple):
+    """Where a bounded search read every member (search_read), per travel mode: around the
+    centre, and around each of its waypoints in order. A distance: every member of that mode
+    nearer than it was read; None: every member of that mode who could count was."""
+
+    centre: Mapping[TravelMode, float | None]
+    waypoints: list[Mapping[TravelMode, float | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class VolunteerInput:
     """A whole volunteer as created by the API or a roster row (None: keep or default)."""

@@ -35,13 +35,14 @@ from volunteers.eligibility import (
     eligibility_problem,
     encode_meta,
 )
-from volunteers.models import Candidate, Waypoint
+from volunteers.models import Candidate, Coverage, Waypoint
 from volunteers.scripts import MODE_KEYS, MODES
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "Candidate",
+    "Coverage",
     "Waypoint",
     "engage",
     "engaged_in",
@@ -257,16 +258,17 @@ def search_args(
     limit: int = MODE_CAP,
     waypoints: Sequence[Waypoint] = (),
     per_waypoint: int = 0,
+    covered: bool = False,
 ) -> list[float]:
-    """The search script's ARGV (volunteers.scripts.SEARCH) for `search_candidates`."""
+    """The search script's ARGV (volunteers.scripts.SEARCH) for `search_read`."""
     if isinstance(radius_m, Mapping):
         reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
     else:
         reach = [float(radius_m)] * len(MODES)
     args: list[float] = [lng, lat, *reach, max(1, limit), min_seen]
-    if waypoints and per_waypoint > 0:
-        args.append(per_waypoint)
-        for w in waypoints:
+    if covered or (waypoints and per_waypoint > 0):
+        args.append(per_waypoint if waypoints else 0)
+        for w in waypoints if per_waypoint > 0 else ():
             args.extend((w.lng, w.lat, *(float(w.radius_m.get(mode, 0.0)) for mode in MODES)))
     return args
 
@@ -284,7 +286,39 @@ async def search_candidates(
     waypoints: Sequence[Waypoint] = (),
     per_waypoint: int = 0,
 ) -> tuple[list[Candidate], dict[str, int]]:
-    """Eligible volunteers within reach, nearest first, and the excluded counted by reason.
+    """Eligible volunteers within reach, nearest first, and the excluded counted by reason
+    (`search_read`, without where it read every member)."""
+    candidates, excluded, _ = await search_read(
+        redis,
+        lat=lat,
+        lng=lng,
+        radius_m=radius_m,
+        now=now,
+        ttl_s=ttl_s,
+        at_local=at_local,
+        limit=limit,
+        waypoints=waypoints,
+        per_waypoint=per_waypoint,
+    )
+    return candidates, excluded
+
+
+async def search_read(
+    redis: Redis,
+    *,
+    lat: float,
+    lng: float,
+    radius_m: float | Mapping[TravelMode, float],
+    now: float,
+    ttl_s: int,
+    at_local: dt.datetime,
+    limit: int = MODE_CAP,
+    waypoints: Sequence[Waypoint] = (),
+    per_waypoint: int = 0,
+    covered: bool = False,
+) -> tuple[list[Candidate], dict[str, int], Coverage]:
+    """Eligible volunteers within reach, nearest first, the excluded counted by reason, and
+    where every member was read (with waypoints, or when `covered`; otherwise empty).
 
     `radius_m`: the reach of each travel mode (a mode not given is not searched), or one
     radius for all. One round trip: per mode a GEOSEARCH of its set within its reach (at
@@ -293,7 +327,7 @@ async def search_candidates(
     also searched around each waypoint, within the waypoint's radius for the mode, for its
     `per_waypoint` nearest members (each member is found once).
     """
-    stale, engaged, off_duty, flat, distinct = await scripts.registered(redis).search(
+    stale, engaged, off_duty, flat, distinct, cover = await scripts.registered(redis).search(
         keys=SEARCH_KEYS,
         args=search_args(
             lat=lat,
@@ -303,6 +337,7 @@ async def search_candidates(
             limit=limit,
             waypoints=waypoints,
             per_waypoint=per_waypoint,
+            covered=covered,
         ),
     )
     excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
@@ -324,7 +359,22 @@ async def search_candidates(
             Candidate(volunteer_id, at_lat, at_lng, distance, metas[k - 1].travel_mode)
         )
     candidates.sort(key=_NEAREST_FIRST)
-    return candidates, excluded
+    return candidates, excluded, _coverage(cover)
+
+
+def _coverage(cover: Sequence[int]) -> Coverage:
+    """The search script's cover list: per mode, then per waypoint and mode (empty: none)."""
+    if not cover:
+        return Coverage({}, [])
+    read = [None if int(d) < 0 else float(d) for d in cover]
+    centre, rest = read[: len(MODES)], read[len(MODES) :]
+    return Coverage(
+        dict(zip(MODES, centre, strict=True)),
+        [
+            dict(zip(MODES, rest[i : i + len(MODES)], strict=True))
+            for i in range(0, len(rest), len(MODES))
+        ],
+    )
 
 
 async def engage(redis: Redis, *, volunteer_id: str, incident_id: str) -> bool:

@@ -54,7 +54,9 @@ return out
 # KEYS: walk, bike, car, seen, meta, engaged. ARGV: lng, lat, walk/bike/car reach (m, 0: not
 # searched), count per mode, min_seen, count per waypoint, then any waypoints as (lng, lat,
 # walk/bike/car radius) each.
-# Returns {stale, engaged, off_duty, {id, hash, k, ...}, {meta, ...}}, each member once; hash is
+# Returns {stale, engaged, off_duty, {id, hash, k, ...}, {meta, ...}, cover}, each member once;
+# cover says, per mode and then per waypoint and mode, within what distance every member was
+# read (-1: every member who could count was), for the caller to check a plan against; hash is
 # the member's GEO score (52-bit geohash, decoded and measured from the centre by the caller,
 # geo.geohash.decode_measured: an integer costs Redis and Lua far less per member than
 # WITHCOORD's nested pair of formatted numbers or WITHDIST's one); k is the 1-based index of the
@@ -81,9 +83,16 @@ return out
 # together (in one script or MULTI), and removes them together, so there is none.
 SEARCH = """
 local count = tonumber(ARGV[6])
+local bounded = #ARGV >= 8
 local per_waypoint = tonumber(ARGV[8] or 0)
-local waypoints = per_waypoint > 0 and #ARGV > 8
+local waypoints = bounded and per_waypoint > 0 and #ARGV > 8
 local hits, seen = {}, {}
+-- Where a bounded search read every member, per mode then per waypoint and mode: the distance
+-- (m, rounded down) within which it did, or -1 where it read every member who could count.
+local cover = {}
+if bounded then
+  for i = 1, 3 + 3 * math.floor((#ARGV - 8) / 5) do cover[i] = -1 end
+end
 -- The n members of set m nearest (lng, lat) within reach, from a circle of radius r: never more
 -- than four circles, the last the reach. Members grow with the circle's area: the next circle
 -- should hold about 1.5 n (one more search is rare), and a circle no larger than that is
@@ -114,21 +123,25 @@ end
 for m = 1, 3 do
   local reach = tonumber(ARGV[2 + m])
   if reach > 0 then
-    local found = nearest(m, ARGV[1], ARGV[2], reach, reach / 4, count, waypoints)
-    if waypoints then
+    local found = nearest(m, ARGV[1], ARGV[2], reach, reach / 4, count, bounded)
+    if bounded then
       local far = 0
       for _, hit in ipairs(found) do
         far = tonumber(hit[2])
         add(hit[1], hit[3])
       end
-      if #found >= count then
+      if #found >= count then cover[m] = math.floor(far) end
+      if waypoints and #found >= count then
         local start = math.max(far, 1) * math.sqrt(1.5 * per_waypoint / #found)
         for w = 9, #ARGV, 5 do
           local radius = tonumber(ARGV[w + 1 + m])
           if radius > 0 then
             local near = nearest(m, ARGV[w], ARGV[w + 1], radius, math.min(start, radius),
-              per_waypoint, false)
-            for _, hit in ipairs(near) do add(hit[1], hit[2]) end
+              per_waypoint, true)
+            for _, hit in ipairs(near) do add(hit[1], hit[3]) end
+            if #near >= per_waypoint then
+              cover[3 + 3 * (w - 9) / 5 + m] = math.floor(tonumber(near[#near][2]))
+            end
           end
         end
       end
@@ -184,7 +197,7 @@ for i, hit in ipairs(hits) do
     out[#out + 1] = k
   end
 end
-return {stale, engaged, off, out, distinct}
+return {stale, engaged, off, out, distinct, cover}
 """
 
 # KEYS: engaged. ARGV: volunteer id, incident id.

@@ -7,41 +7,53 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
 
-from dispatch.models import Plan, PlanInput
-from dispatch.planner import MAX_ROUTE_AEDS, role_policy, search_bounds
-from dispatch.service import bounds_for, route_aeds
+from dispatch.models import DispatchConfig, Plan, PlanInput
+from dispatch.planner import MAX_ROUTE_AEDS, covers, role_policy, search_bounds
+from dispatch.service import Search, bounds_for, checked_plan, route_aeds
 from dispatch.setup import build_config
 from geo import AedIndex, IndexedAed, TravelMode, TravelModel, haversine_m
 from rescue.settings import Settings
 from tests.dispatch.support import PATIENT, offset
 from volunteers import positions
 from volunteers.eligibility import VolunteerMeta
+from volunteers.models import Coverage
+from volunteers.positions import MODE_CAP
 
 MODEL = TravelModel()
 NOON = dt.datetime(2026, 6, 15, 12, 0)
 TTL = 120
 
 
-def _meta(rng: random.Random) -> VolunteerMeta:
+def _meta(rng: random.Random, ineligible: float) -> VolunteerMeta:
     mode = rng.choice([TravelMode.WALK] * 6 + [TravelMode.BIKE] * 3 + [TravelMode.CAR])
-    # One in eight with an expired certificate: found by the search, dropped as ineligible.
-    expires = dt.date(2026, 1, 1) if rng.random() < 0.125 else dt.date(2028, 1, 1)
+    # An expired certificate: found by the search, dropped as ineligible.
+    expires = dt.date(2026, 1, 1) if rng.random() < ineligible else dt.date(2028, 1, 1)
     return VolunteerMeta(
         travel_mode=mode, cert_expires_on=expires, status="active", quiet_hours=None
     )
 
 
-async def _crowd(redis: Redis, rng: random.Random, now: float) -> None:
-    spread = rng.choice([120.0, 300.0, 700.0])
+async def _crowd(
+    redis: Redis,
+    rng: random.Random,
+    now: float,
+    *,
+    size: tuple[int, int] = (300, 700),
+    spreads: tuple[float, ...] = (120.0, 300.0, 700.0),
+    ineligible: float = 0.125,
+) -> None:
+    spread = rng.choice(spreads)
     fresh: list[tuple[str, VolunteerMeta, float, float]] = []
     stale: list[tuple[str, VolunteerMeta, float, float]] = []
-    for n in range(rng.randint(300, 700)):
+    for n in range(rng.randint(*size)):
         lat, lng = offset(PATIENT, north_m=rng.gauss(0, spread), east_m=rng.gauss(0, spread))
-        (stale if rng.random() < 0.05 else fresh).append((f"v{n:03d}", _meta(rng), lat, lng))
+        member = (f"v{n:03d}", _meta(rng, ineligible), lat, lng)
+        (stale if rng.random() < 0.05 else fresh).append(member)
     await positions.set_on_duty_batch(redis, fresh, now=now)
     await positions.set_on_duty_batch(redis, stale, now=now - TTL - 10)
     for vid, _, _, _ in fresh:
@@ -148,3 +160,142 @@ def test_only_the_default_strategy_gets_its_bounds(settings: Settings) -> None:
     assert (default.nearest, default.per_aed, len(default.waypoints)) == (16, 10, 1)
     other = build_config(settings, strategy=lambda inp: role_policy(inp))
     assert bounds_for(other, budget_s=300, aeds=aeds, offers_aed=3, offers_cpr=3) is None
+
+
+async def _bounded_or_wider(redis: Redis, config: DispatchConfig, seed: int) -> bool:
+    """One crowd, mostly ineligible: whether `covers` passed the bounded search's plan. Either
+    way the plan is the unbounded search's: as it is, or after the wider search."""
+    rng = random.Random(1000 + seed)
+    now = time.time()
+    ineligible = rng.choice([0.3, 0.6, 0.9])
+    await _crowd(redis, rng, now, size=(150, 200), spreads=(80.0, 150.0), ineligible=ineligible)
+    budget = config.time_budget_s
+    reach = config.reach_by_mode(budget)
+    aeds = _aeds(rng)
+    bounds = search_bounds(
+        model=config.model, budget_s=budget, aeds=aeds,
+        offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+    )  # fmt: skip
+
+    async def read(**bound: object) -> tuple[list[positions.Candidate], Coverage]:
+        found, _, coverage = await positions.search_read(
+            redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=reach, now=now, ttl_s=TTL,
+            at_local=NOON, **bound,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return found, coverage
+
+    def inp(found: list[positions.Candidate]) -> PlanInput:
+        return PlanInput(
+            lat=PATIENT[0], lng=PATIENT[1], budget_s=budget, candidates=found, aeds=aeds,
+            model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+        )  # fmt: skip
+
+    async def wider() -> Search:
+        found, _ = await read(limit=MODE_CAP)
+        return Search(candidates=found, excluded={}, degraded=False)
+
+    bounded, coverage = await read(
+        limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed,
+        covered=True,
+    )  # fmt: skip
+    everyone, _ = await read(limit=100_000)
+    exhaustive = _plan(inp(everyone))
+    passed = covers(role_policy(inp(bounded)), inp(bounded), coverage)
+    if passed:
+        assert _plan(inp(bounded)) == exhaustive, seed
+    first = Search(candidates=bounded, excluded={}, degraded=False, coverage=coverage)
+    _, _, plan = await checked_plan(config, first, inp(bounded), wider)
+    assert [
+        (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
+        for a in plan.responders
+    ] == exhaustive, seed
+    return passed
+
+
+async def test_a_plan_a_bounded_search_may_have_changed_is_searched_again(
+    redis: Redis, settings: Settings
+) -> None:
+    # Crowds mostly ineligible (as at night, in their quiet hours): twice what the plan takes is
+    # then too few, and a plan may differ from the unbounded search's. `covers` must never pass
+    # such a plan, and the wider search then gives the unbounded plan (each mode here holds
+    # fewer than MODE_CAP, so the wider search reads everyone).
+    config = build_config(settings)
+    outcomes = []
+    for seed in range(24):
+        await redis.flushdb()
+        outcomes.append(await _bounded_or_wider(redis, config, seed))
+    # Both ways were taken: the check is not one answer whatever the crowd.
+    assert any(outcomes) and not all(outcomes), outcomes
+
+
+@pytest.mark.parametrize(
+    ("aed_m", "eligible_near_aed"),
+    [
+        (150.0, 0),  # the AED's read members all ineligible: its fetchers are unread
+        (150.0, 2),  # two of them eligible: one fetcher short of offers_aed
+        (250.0, 0),  # and nobody near the patient can bring it in time: no fetcher at all
+    ],
+)
+async def test_covers_catches_fetchers_the_bounded_search_left_unread(
+    redis: Redis, settings: Settings, aed_m: float, eligible_near_aed: int
+) -> None:
+    config = build_config(settings)
+    now = time.time()
+    fit = VolunteerMeta(
+        travel_mode=TravelMode.WALK, cert_expires_on=dt.date(2028, 1, 1), status="active",
+        quiet_hours=None,
+    )  # fmt: skip
+    expired = replace(fit, cert_expires_on=dt.date(2026, 1, 1))
+    at_aed = offset(PATIENT, east_m=aed_m)
+    # Walkers round the patient, more than the search reads there (12).
+    members = [(f"p{i:02d}", fit, *offset(PATIENT, north_m=5 + 2 * i)) for i in range(14)]
+    # The AED's 6 nearest, read: some eligible (3 m), the rest not (5 m); then 3 eligible at 10 m,
+    # beyond what the search reads around it.
+    members += [
+        (f"r{i}", fit, *offset(at_aed, north_m=3, east_m=i * 0.1)) if i < eligible_near_aed
+        else (f"r{i}", expired, *offset(at_aed, north_m=5, east_m=i * 0.1))
+        for i in range(6)
+    ]  # fmt: skip
+    members += [(f"u{i}", fit, *offset(at_aed, north_m=-10, east_m=i * 0.1)) for i in range(3)]
+    await positions.set_on_duty_batch(redis, members, now=now)
+    aeds = [(IndexedAed("a1", *at_aed, "active", indoor=False), aed_m)]
+    budget = config.time_budget_s
+    bounds = search_bounds(
+        model=config.model, budget_s=budget, aeds=aeds,
+        offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+    )  # fmt: skip
+
+    async def read(**bound: object) -> tuple[list[positions.Candidate], Coverage]:
+        found, _, coverage = await positions.search_read(
+            redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=config.reach_by_mode(budget),
+            now=now, ttl_s=TTL, at_local=NOON, **bound,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return found, coverage
+
+    def inp(found: list[positions.Candidate]) -> PlanInput:
+        return PlanInput(
+            lat=PATIENT[0], lng=PATIENT[1], budget_s=budget, candidates=found, aeds=aeds,
+            model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
+        )  # fmt: skip
+
+    async def wider() -> Search:
+        found, _ = await read(limit=MODE_CAP)
+        return Search(candidates=found, excluded={}, degraded=False)
+
+    bounded, coverage = await read(
+        limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed,
+        covered=True,
+    )  # fmt: skip
+    everyone, _ = await read(limit=100_000)
+    assert not {"u0", "u1", "u2"} & {c.volunteer_id for c in bounded}
+    exhaustive = _plan(inp(everyone))
+    # The unread near the AED fetch it in the plan every member gives; not in the bounded one.
+    assert {vid for vid, role, _, _ in exhaustive if role == "aed"} & {"u0", "u1", "u2"}
+    assert _plan(inp(bounded)) != exhaustive
+    assert not covers(role_policy(inp(bounded)), inp(bounded), coverage)
+    first = Search(candidates=bounded, excluded={}, degraded=False, coverage=coverage)
+    _, _, plan = await checked_plan(config, first, inp(bounded), wider)
+    assert [
+        (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
+        for a in plan.responders
+    ] == exhaustive

@@ -118,13 +118,11 @@ def covers(plan: Plan, inp: PlanInput, coverage: Coverage) -> bool:
         return True
     model = inp.model
     per_m = {mode: model.detour_factor / model.speed_mps(mode) for mode in TravelMode}
-    people: list[CandidateLike] = []
-    direct: list[float] = []
-    for c in inp.candidates:
-        eta = c.distance_m * per_m[c.travel_mode]
-        if c.volunteer_id not in inp.exclude and eta <= inp.budget_s:
-            people.append(c)
-            direct.append(eta)
+    people = [
+        c for c in inp.candidates
+        if c.volunteer_id not in inp.exclude and c.distance_m * per_m[c.travel_mode] <= inp.budget_s
+    ]  # fmt: skip
+    direct = [c.distance_m * per_m[c.travel_mode] for c in people]
     cpr = [a.eta_s for a in plan.responders if a.role is Role.CPR]
     fetch = [a.eta_s for a in plan.responders if a.role is Role.AED]
     # A missing offer could go to any unread member within the budget.
@@ -135,15 +133,15 @@ def covers(plan: Plan, inp: PlanInput, coverage: Coverage) -> bool:
     if inp.offers_aed <= 0 or not people:
         return True
     etas = None  # the routes of those read, through each route AED: only if needed
-    route = inp.aeds[:MAX_ROUTE_AEDS]
-    for mode, far in partial.items():
-        k = per_m[mode]
-        for j, ((aed, distance), read) in enumerate(zip(route, coverage.waypoints, strict=False)):
+    for j, ((aed, distance), read) in enumerate(
+        zip(inp.aeds[:MAX_ROUTE_AEDS], coverage.waypoints, strict=False)
+    ):
+        retrieval = model.retrieval_s(indoor=aed.indoor, level=aed.level)
+        for mode, far in partial.items():
             near = read.get(mode)
             if near is None:
                 continue  # every member who could bring this AED in time was read
-            retrieval = model.retrieval_s(indoor=aed.indoor, level=aed.level)
-            unread = (max(near, far - distance) + distance) * k + retrieval
+            unread = (max(near, far - distance) + distance) * per_m[mode] + retrieval
             if unread > slowest:
                 continue
             if etas is None:

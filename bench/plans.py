@@ -92,7 +92,7 @@ async def compare(
                         "limit": bounds.nearest, "waypoints": bounds.waypoints,
                         "per_waypoint": bounds.per_aed,
                     }  # fmt: skip
-                candidates, _ = await search_candidates(
+                candidates, _, _ = await search_candidates(
                     redis, lat=lat, lng=lng, radius_m=reach, now=time.time(),
                     ttl_s=10**9, at_local=at_local, **how,
                 )  # fmt: skip

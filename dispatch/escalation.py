@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -151,7 +152,8 @@ async def escalate(
         skip=len(offered),
     )
     await _yield(foreground)
-    search = await find_candidates(
+    search_here = functools.partial(
+        find_candidates,
         redis,
         config,
         lat=lat,
@@ -159,9 +161,9 @@ async def escalate(
         budget_s=budget,
         now=now,
         at_local=at_local,
-        bounds=bounds,
         skip=len(offered),
     )
+    search = await search_here(bounds=bounds)
     if search.degraded:
         return None  # the lease brings it back; the reach widens only when someone is asked
     busy = frozenset(
@@ -186,20 +188,7 @@ async def escalate(
         busy_aeds=busy,
     )
     search, inp, plan = await checked_plan(
-        config,
-        search,
-        inp,
-        lambda: find_candidates(
-            redis,
-            config,
-            lat=lat,
-            lng=lng,
-            budget_s=budget,
-            now=now,
-            at_local=at_local,
-            bounds=None,
-            skip=len(offered),
-        ),
+        config, search, inp, functools.partial(search_here, bounds=None)
     )
     ref = IncidentRef.of(incident)
     lease = bus.claim_lease if bus is not None and bus.publishing else None

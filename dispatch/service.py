@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,7 +42,7 @@ from rescue.auth import hash_token
 from rescue.bus import Bus
 from rescue.bus.outbox import OutboxRows, outbox_rows
 from rescue.ids import new_id
-from volunteers.positions import MODE_CAP, Candidate, Coverage, search_read
+from volunteers.positions import MODE_CAP, Candidate, Coverage, search_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ async def find_candidates(
     is down."""
     try:
         async with asyncio.timeout(SEARCH_TIMEOUT_S):
-            candidates, excluded, coverage = await search_read(
+            candidates, excluded, coverage = await search_candidates(
                 redis,
                 lat=lat,
                 lng=lng,
@@ -389,7 +390,8 @@ async def raise_alert(
         offers_aed=config.offers_aed,
         offers_cpr=config.offers_cpr,
     )
-    search = await find_candidates(
+    search_here = functools.partial(
+        find_candidates,
         redis,
         config,
         lat=alert.lat,
@@ -397,8 +399,8 @@ async def raise_alert(
         budget_s=budget,
         now=now,
         at_local=at_local,
-        bounds=bounds,
     )
+    search = await search_here(bounds=bounds)
     inp = PlanInput(
         lat=alert.lat,
         lng=alert.lng,
@@ -410,19 +412,7 @@ async def raise_alert(
         offers_cpr=config.offers_cpr,
     )
     search, inp, plan = await checked_plan(
-        config,
-        search,
-        inp,
-        lambda: find_candidates(
-            redis,
-            config,
-            lat=alert.lat,
-            lng=alert.lng,
-            budget_s=budget,
-            now=now,
-            at_local=at_local,
-            bounds=None,
-        ),
+        config, search, inp, functools.partial(search_here, bounds=None)
     )
     lease = bus.claim_lease if bus is not None and bus.publishing else None
     async with pool.acquire() as conn:

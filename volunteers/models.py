@@ -42,7 +42,7 @@ class Waypoint(NamedTuple):
 
 
 class Coverage(NamedTuple):
-    """Where a bounded search read every member (search_read), per travel mode: around the
+    """Where a bounded search read every member (search_candidates), per travel mode: around the
     centre, and around each of its waypoints in order. A distance: every member of that mode
     nearer than it was read; None: every member of that mode who could count was."""
 

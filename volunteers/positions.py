@@ -285,36 +285,6 @@ async def search_candidates(
     limit: int = MODE_CAP,
     waypoints: Sequence[Waypoint] = (),
     per_waypoint: int = 0,
-) -> tuple[list[Candidate], dict[str, int]]:
-    """Eligible volunteers within reach, nearest first, and the excluded counted by reason
-    (`search_read`, without where it read every member)."""
-    candidates, excluded, _ = await search_read(
-        redis,
-        lat=lat,
-        lng=lng,
-        radius_m=radius_m,
-        now=now,
-        ttl_s=ttl_s,
-        at_local=at_local,
-        limit=limit,
-        waypoints=waypoints,
-        per_waypoint=per_waypoint,
-    )
-    return candidates, excluded
-
-
-async def search_read(
-    redis: Redis,
-    *,
-    lat: float,
-    lng: float,
-    radius_m: float | Mapping[TravelMode, float],
-    now: float,
-    ttl_s: int,
-    at_local: dt.datetime,
-    limit: int = MODE_CAP,
-    waypoints: Sequence[Waypoint] = (),
-    per_waypoint: int = 0,
     covered: bool = False,
 ) -> tuple[list[Candidate], dict[str, int], Coverage]:
     """Eligible volunteers within reach, nearest first, the excluded counted by reason, and

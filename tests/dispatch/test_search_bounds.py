@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -70,12 +71,61 @@ def _aeds(rng: random.Random) -> list[tuple[IndexedAed, float]]:
     return sorted(units, key=lambda u: u[1])
 
 
-def _plan(inp: PlanInput) -> list[tuple[str, str, str | None, float]]:
-    plan: Plan = role_policy(inp)
+def _rows(plan: Plan) -> list[tuple[str, str, str | None, float]]:
     return [
         (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
         for a in plan.responders
     ]
+
+
+def _plan(inp: PlanInput) -> list[tuple[str, str, str | None, float]]:
+    return _rows(role_policy(inp))
+
+
+@dataclass
+class _Alert:
+    """One alert's search and plan, bounded or not, on the crowd in Redis (config's offers)."""
+
+    redis: Redis
+    config: DispatchConfig
+    aeds: list[tuple[IndexedAed, float]]
+    now: float
+
+    async def read(self, **bound: Any) -> tuple[list[positions.Candidate], Coverage]:
+        found, _, coverage = await positions.search_candidates(
+            self.redis, lat=PATIENT[0], lng=PATIENT[1],
+            radius_m=self.config.reach_by_mode(self.config.time_budget_s), now=self.now,
+            ttl_s=TTL, at_local=NOON, **bound,
+        )  # fmt: skip
+        return found, coverage
+
+    async def bounded(self) -> tuple[list[positions.Candidate], Coverage]:
+        bounds = search_bounds(
+            model=self.config.model, budget_s=self.config.time_budget_s, aeds=self.aeds,
+            offers_aed=self.config.offers_aed, offers_cpr=self.config.offers_cpr,
+        )  # fmt: skip
+        return await self.read(
+            limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed,
+            covered=True,
+        )  # fmt: skip
+
+    def input(self, found: list[positions.Candidate]) -> PlanInput:
+        c = self.config
+        return PlanInput(
+            lat=PATIENT[0], lng=PATIENT[1], budget_s=c.time_budget_s, candidates=found,
+            aeds=self.aeds, model=c.model, offers_aed=c.offers_aed, offers_cpr=c.offers_cpr,
+        )  # fmt: skip
+
+    async def checked(self, found: list[positions.Candidate], coverage: Coverage) -> Plan:
+        """checked_plan, its wider search each mode's MODE_CAP nearest."""
+
+        async def wider() -> Search:
+            found, _ = await self.read(limit=MODE_CAP)
+            return Search(candidates=found, excluded={}, degraded=False)
+
+        first = Search(candidates=found, excluded={}, degraded=False, coverage=coverage)
+        _, _, plan = await checked_plan(self.config, first, self.input(found), wider)
+        return plan
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -88,7 +138,7 @@ async def test_a_bounded_search_plans_as_an_unbounded_one(redis: Redis, seed: in
     aeds = [u for u in _aeds(rng) if u[1] <= MODEL.reach_m(budget, TravelMode.CAR)]
 
     async def search(**bound: object) -> list[positions.Candidate]:
-        found, _ = await positions.search_candidates(
+        found, _, _ = await positions.search_candidates(
             redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=reach, now=now, ttl_s=TTL,
             at_local=NOON, **bound,  # type: ignore[arg-type]
         )  # fmt: skip
@@ -169,46 +219,14 @@ async def _bounded_or_wider(redis: Redis, config: DispatchConfig, seed: int) -> 
     now = time.time()
     ineligible = rng.choice([0.3, 0.6, 0.9])
     await _crowd(redis, rng, now, size=(150, 200), spreads=(80.0, 150.0), ineligible=ineligible)
-    budget = config.time_budget_s
-    reach = config.reach_by_mode(budget)
-    aeds = _aeds(rng)
-    bounds = search_bounds(
-        model=config.model, budget_s=budget, aeds=aeds,
-        offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
-    )  # fmt: skip
-
-    async def read(**bound: object) -> tuple[list[positions.Candidate], Coverage]:
-        found, _, coverage = await positions.search_read(
-            redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=reach, now=now, ttl_s=TTL,
-            at_local=NOON, **bound,  # type: ignore[arg-type]
-        )  # fmt: skip
-        return found, coverage
-
-    def inp(found: list[positions.Candidate]) -> PlanInput:
-        return PlanInput(
-            lat=PATIENT[0], lng=PATIENT[1], budget_s=budget, candidates=found, aeds=aeds,
-            model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
-        )  # fmt: skip
-
-    async def wider() -> Search:
-        found, _ = await read(limit=MODE_CAP)
-        return Search(candidates=found, excluded={}, degraded=False)
-
-    bounded, coverage = await read(
-        limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed,
-        covered=True,
-    )  # fmt: skip
-    everyone, _ = await read(limit=100_000)
-    exhaustive = _plan(inp(everyone))
-    passed = covers(role_policy(inp(bounded)), inp(bounded), coverage)
+    alert = _Alert(redis, config, _aeds(rng), now)
+    bounded, coverage = await alert.bounded()
+    everyone, _ = await alert.read(limit=100_000)
+    exhaustive = _plan(alert.input(everyone))
+    passed = covers(role_policy(alert.input(bounded)), alert.input(bounded), coverage)
     if passed:
-        assert _plan(inp(bounded)) == exhaustive, seed
-    first = Search(candidates=bounded, excluded={}, degraded=False, coverage=coverage)
-    _, _, plan = await checked_plan(config, first, inp(bounded), wider)
-    assert [
-        (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
-        for a in plan.responders
-    ] == exhaustive, seed
+        assert _plan(alert.input(bounded)) == exhaustive, seed
+    assert _rows(await alert.checked(bounded, coverage)) == exhaustive, seed
     return passed
 
 
@@ -258,44 +276,13 @@ async def test_covers_catches_fetchers_the_bounded_search_left_unread(
     ]  # fmt: skip
     members += [(f"u{i}", fit, *offset(at_aed, north_m=-10, east_m=i * 0.1)) for i in range(3)]
     await positions.set_on_duty_batch(redis, members, now=now)
-    aeds = [(IndexedAed("a1", *at_aed, "active", indoor=False), aed_m)]
-    budget = config.time_budget_s
-    bounds = search_bounds(
-        model=config.model, budget_s=budget, aeds=aeds,
-        offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
-    )  # fmt: skip
-
-    async def read(**bound: object) -> tuple[list[positions.Candidate], Coverage]:
-        found, _, coverage = await positions.search_read(
-            redis, lat=PATIENT[0], lng=PATIENT[1], radius_m=config.reach_by_mode(budget),
-            now=now, ttl_s=TTL, at_local=NOON, **bound,  # type: ignore[arg-type]
-        )  # fmt: skip
-        return found, coverage
-
-    def inp(found: list[positions.Candidate]) -> PlanInput:
-        return PlanInput(
-            lat=PATIENT[0], lng=PATIENT[1], budget_s=budget, candidates=found, aeds=aeds,
-            model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
-        )  # fmt: skip
-
-    async def wider() -> Search:
-        found, _ = await read(limit=MODE_CAP)
-        return Search(candidates=found, excluded={}, degraded=False)
-
-    bounded, coverage = await read(
-        limit=bounds.nearest, waypoints=bounds.waypoints, per_waypoint=bounds.per_aed,
-        covered=True,
-    )  # fmt: skip
-    everyone, _ = await read(limit=100_000)
+    alert = _Alert(redis, config, [(IndexedAed("a1", *at_aed, "active", indoor=False), aed_m)], now)
+    bounded, coverage = await alert.bounded()
+    everyone, _ = await alert.read(limit=100_000)
     assert not {"u0", "u1", "u2"} & {c.volunteer_id for c in bounded}
-    exhaustive = _plan(inp(everyone))
+    exhaustive = _plan(alert.input(everyone))
     # The unread near the AED fetch it in the plan every member gives; not in the bounded one.
     assert {vid for vid, role, _, _ in exhaustive if role == "aed"} & {"u0", "u1", "u2"}
-    assert _plan(inp(bounded)) != exhaustive
-    assert not covers(role_policy(inp(bounded)), inp(bounded), coverage)
-    first = Search(candidates=bounded, excluded={}, degraded=False, coverage=coverage)
-    _, _, plan = await checked_plan(config, first, inp(bounded), wider)
-    assert [
-        (a.volunteer_id, a.role.value, a.aed.id if a.aed else None, a.eta_s)
-        for a in plan.responders
-    ] == exhaustive
+    assert _plan(alert.input(bounded)) != exhaustive
+    assert not covers(role_policy(alert.input(bounded)), alert.input(bounded), coverage)
+    assert _rows(await alert.checked(bounded, coverage)) == exhaustive

@@ -238,7 +238,7 @@ async def test_search_candidates_finds_fleet_volunteers_near_one(
     vid = max(sorted(state), key=neighbours)
     lat, lng = state[vid][:2]
     at_local = dt.datetime.fromtimestamp(now, settings.timezone)
-    candidates, excluded = await search_candidates(
+    candidates, excluded, _ = await search_candidates(
         redis,
         lat=lat,
         lng=lng,

@@ -7,6 +7,7 @@ import datetime as dt
 import math
 import random
 import time
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -53,9 +54,9 @@ async def search(
     now: float,
     radius_m: float | dict[TravelMode, float] = 1000,
     at_local: dt.datetime = NOON,
-    **kw: int,
+    **kw: Any,
 ) -> tuple[list[positions.Candidate], dict[str, int]]:
-    return await positions.search_candidates(
+    found, excluded, _ = await positions.search_candidates(
         redis,
         lat=CENTER[0],
         lng=CENTER[1],
@@ -65,6 +66,7 @@ async def search(
         at_local=at_local,
         **kw,
     )
+    return found, excluded
 
 
 async def test_check_in_writes_position_and_check_out_forgets_it(redis: Redis) -> None:

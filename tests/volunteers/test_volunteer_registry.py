@@ -277,7 +277,7 @@ async def test_suspending_an_on_duty_volunteer_drops_them_from_searches(
     )
     assert resp.status == 200
 
-    async def search() -> tuple[list[positions.Candidate], dict[str, int]]:
+    async def search() -> tuple[list[positions.Candidate], dict[str, int], positions.Coverage]:
         return await positions.search_candidates(
             redis,
             lat=MAY_FOURTH_SQUARE[0],
@@ -293,7 +293,7 @@ async def test_suspending_an_on_duty_volunteer_drops_them_from_searches(
         f"/v1/volunteers/{vol['id']}", json={"status": "suspended"}, headers=ADMIN
     )
     assert resp.status == 200
-    found, excluded = await search()
+    found, excluded, _ = await search()
     assert found == []
     assert excluded["suspended"] == 1
     # PATCHing an off-duty volunteer does not put them on duty.

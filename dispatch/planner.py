@@ -117,7 +117,7 @@ def covers(plan: Plan, inp: PlanInput, coverage: Coverage) -> bool:
     if not partial or (inp.offers_aed <= 0 and inp.offers_cpr <= 0):
         return True
     model = inp.model
-    per_m = {mode: model.detour_factor / model.speed_mps(mode) for mode in TravelMode}
+    per_m = _seconds_per_metre(model)
     people = [
         c for c in inp.candidates
         if c.volunteer_id not in inp.exclude and c.distance_m * per_m[c.travel_mode] <= inp.budget_s
@@ -153,6 +153,11 @@ def covers(plan: Plan, inp: PlanInput, coverage: Coverage) -> bool:
     return True
 
 
+def _seconds_per_metre(model: TravelModel) -> dict[TravelMode, float]:
+    """Seconds per straight-line metre by mode: eta_s(d, mode) == d * per_m[mode]."""
+    return {mode: model.detour_factor / model.speed_mps(mode) for mode in TravelMode}
+
+
 def plan_aeds(inp: PlanInput) -> list[PlannedAed]:
     """AEDs whose walking time from the patient is within the budget, nearest first."""
     per_m = inp.model.detour_factor / inp.model.speed_mps(TravelMode.WALK)
@@ -168,8 +173,7 @@ def role_policy(inp: PlanInput) -> Plan:
     """The default strategy (see the module's docstring)."""
     model = inp.model
     budget = inp.budget_s
-    # Seconds per straight-line metre by mode: eta_s(d, mode) == d * per_m[mode].
-    per_m = {mode: model.detour_factor / model.speed_mps(mode) for mode in TravelMode}
+    per_m = _seconds_per_metre(model)
     people: list[CandidateLike] = []  # who can arrive in time, each once
     direct: list[float] = []
     per_metre: list[float] = []

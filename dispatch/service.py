@@ -87,7 +87,7 @@ class Search:
     candidates: list[Candidate]
     excluded: dict[str, int]
     degraded: bool
-    # Where a bounded search read every member (None: it was not bounded, or is degraded).
+    # Where a bounded search read every member (empty: it was not bounded; None: degraded).
     coverage: Coverage | None = None
 
 
@@ -171,12 +171,7 @@ async def find_candidates(
     except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
         logger.warning("live positions unavailable, planning without volunteers: %r", exc)
         return Search(candidates=[], excluded={}, degraded=True)
-    return Search(
-        candidates=candidates,
-        excluded=excluded,
-        degraded=False,
-        coverage=coverage if bounds is not None else None,
-    )
+    return Search(candidates=candidates, excluded=excluded, degraded=False, coverage=coverage)
 
 
 async def checked_plan(

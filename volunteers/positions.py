@@ -260,14 +260,15 @@ def search_args(
     per_waypoint: int = 0,
     covered: bool = False,
 ) -> list[float]:
-    """The search script's ARGV (volunteers.scripts.SEARCH) for `search_read`."""
+    """The search script's ARGV (volunteers.scripts.SEARCH) for `search_candidates`."""
     if isinstance(radius_m, Mapping):
         reach = [float(radius_m.get(mode, 0.0)) for mode in MODES]
     else:
         reach = [float(radius_m)] * len(MODES)
     args: list[float] = [lng, lat, *reach, max(1, limit), min_seen]
     if covered or (waypoints and per_waypoint > 0):
-        args.append(per_waypoint if waypoints else 0)
+        args.append(per_waypoint)
+        # Waypoints not searched are not sent: the script would report them read.
         for w in waypoints if per_waypoint > 0 else ():
             args.extend((w.lng, w.lat, *(float(w.radius_m.get(mode, 0.0)) for mode in MODES)))
     return args

@@ -81,8 +81,16 @@ RELEASE_CLAIM = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigin
 
 MARK_PUBLISHED = f"UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND {_LAZY}"
 
+# The replay holds the rows it marks until it commits, after its last batch: waiting for a row
+# another relay holds (its claim or its stamp, which may be waiting for the replay's rows)
+# could deadlock them. It passes over those rows instead: they are that relay's to publish or
+# stamp (published twice at worst, which delivery at least once allows).
 MARK_REPLAYED = """
-UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL
+UPDATE outbox SET published_at = now()
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE id = ANY($1::bigint[]) AND published_at IS NULL
+    FOR UPDATE SKIP LOCKED)
 """
 
 TRY_REPLAY_LOCK = "SELECT pg_try_advisory_xact_lock($1, hashtext($2))"

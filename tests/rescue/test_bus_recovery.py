@@ -260,6 +260,41 @@ async def test_replay_left_unfinished_by_a_dead_relay_is_redone(
     assert epoch.startswith("epo_") and epoch != "epo_dead"
 
 
+async def test_replay_passes_over_a_row_another_relay_holds(
+    make_bus: MakeBus, bus_pool: asyncpg.Pool, pg: asyncpg.Connection
+) -> None:
+    """A replay never waits for a row lock: it holds its own until it commits, so waiting for
+    another relay's (whose claim may wait for the replay's) could deadlock them both."""
+    calls: list[str] = []
+
+    async def handler(event: Event, ctx: HandlerContext) -> None:
+        calls.append(event.id)
+
+    held = await emit_committed(pg, type="t", data={"n": 1})
+    other = await emit_committed(pg, type="t", data={"n": 2})
+    bus = make_bus()
+    bus.subscribe("phones", handler)
+    async with bus_pool.acquire() as holder, holder.transaction():
+        # Another relay's claim or stamp of this unpublished row, not yet committed.
+        await holder.execute("SELECT 1 FROM outbox WHERE event_id = $1 FOR UPDATE", held.id)
+        await bus.start()
+        # The first start finds no epoch marker: the replay publishes both rows and finishes
+        # with the lock still held, marking the row it could mark.
+        await wait_until(lambda: bus.stats.replays == 1, what="the replay, past the lock")
+        await wait_until(lambda: sorted(calls) == sorted([held.id, other.id]), what="both")
+        published = dict(await pg.fetch("SELECT event_id, published_at FROM outbox"))
+        assert published[other.id] is not None
+        assert published[held.id] is None
+    # Once the lock is gone the relay publishes the row it passed over, and it is marked.
+    await wait_until(
+        lambda: pg.fetchval(
+            "SELECT published_at IS NOT NULL FROM outbox WHERE event_id = $1", held.id
+        ),
+        what="the row passed over, published once free",
+    )
+    assert bus.stats.replayed == 2
+
+
 async def test_unpublished_events_wait_for_redis_and_the_bus_survives(
     make_bus: MakeBus, pg: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,7 +6,13 @@ the AED index, the live-position search (bounded by those AEDs), the planner, th
 one statement, the statement itself (committed) and rendering the response. Prints each phase's
 median, p90 and p99. The incidents it creates are closed at the end.
 
+`--gap-ms` pauses before each alert, as alerts that come apart leave the process and the
+machine idle between them: on the 2-vCPU machines of these sessions every phase, its CPU alone
+too, runs slower after an idle spell (about 2x after 50 ms, the gap of alerts at 20/s), which
+back-to-back alerts never show.
+
     RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.phases --points 400 --redis-db 9
+    RESCUE_ADMIN_TOKEN=... .venv/bin/python -m bench.phases --points 400 --gap-ms 50
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import os
 import sys
@@ -37,7 +44,9 @@ from rescue.settings import Settings
 PHASES = ("aeds", "search", "plan", "draft", "insert", "render", "total")
 
 
-async def measure(database_url: str, redis_url: str, points: int, seed: int) -> str:
+async def measure(
+    database_url: str, redis_url: str, points: int, seed: int, gap_ms: float = 0.0
+) -> str:
     """The table of phase timings."""
     # As the bench runs the service: positions loaded minutes ago still count, and are fresh.
     config = build_config(Settings.from_env().replace(position_ttl_s=POSITION_TTL_S))
@@ -60,6 +69,8 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
                 request_hash=hashlib.sha256(str(n).encode()).digest(),
                 lat=lat, lng=lng, district=None,
             )  # fmt: skip
+            if gap_ms:
+                await asyncio.sleep(gap_ms / 1000)
             t0 = time.perf_counter()
             now = dt.datetime.now(dt.UTC)
             at_local = service.local_time(now, config)
@@ -71,16 +82,21 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
                 offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
             )  # fmt: skip
             t1 = time.perf_counter()
-            search = await service.find_candidates(
+            search_here = functools.partial(
+                service.find_candidates,
                 redis, config, lat=lat, lng=lng, budget_s=budget, now=now, at_local=at_local,
-                bounds=bounds,
             )  # fmt: skip
+            search = await search_here(bounds=bounds)
             t2 = time.perf_counter()
             inp = PlanInput(
                 lat=lat, lng=lng, budget_s=budget, candidates=search.candidates, aeds=nearby,
                 model=config.model, offers_aed=config.offers_aed, offers_cpr=config.offers_cpr,
             )  # fmt: skip
-            plan = config.strategy(inp)
+            # As the service plans: checked against what the search left unread, and in the
+            # rare case that fails, the wider search's plan (its round trip counted here).
+            search, inp, plan = await service.checked_plan(
+                config, search, inp, functools.partial(search_here, bounds=None)
+            )
             offered += len(plan.responders)
             t3 = time.perf_counter()
             draft = service._draft(alert=alert, config=config, search=search, plan=plan, now=now)
@@ -98,7 +114,10 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
         await redis.aclose()
         await pool.close()
         await settle_incidents(database_url)
-    lines = [f"{points} alerts in process (ms): phase median p90 p99; {offered} responders offered"]
+    gap = f", {gap_ms:g} ms apart" if gap_ms else ", back to back"
+    lines = [
+        f"{points} alerts in process{gap} (ms): phase median p90 p99; {offered} responders offered"
+    ]
     for phase, values in times.items():
         ordered = sorted(values)
         q = [ordered[int(f * (len(ordered) - 1))] for f in (0.5, 0.9, 0.99)]
@@ -107,15 +126,16 @@ async def measure(database_url: str, redis_url: str, points: int, seed: int) -> 
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bench.phases [--points N] [--database D] [--redis-db N]`."""
+    """`python -m bench.phases [--points N] [--gap-ms MS] [--database D] [--redis-db N]`."""
     p = argparse.ArgumentParser(prog="python -m bench.phases", description=__doc__)
     p.add_argument("--points", type=int, default=400)
     p.add_argument("--seed", type=int, default=991)
+    p.add_argument("--gap-ms", type=float, default=0.0, help="idle this long before each alert")
     p.add_argument("--database", default=data.BENCH_DATABASE)
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
     a = p.parse_args(argv)
     database_url, redis_url = data.bench_urls(a.database, a.redis_db)
-    print(asyncio.run(measure(database_url, redis_url, a.points, a.seed)))
+    print(asyncio.run(measure(database_url, redis_url, a.points, a.seed, a.gap_ms)))
 
 
 if __name__ == "__main__":

@@ -123,8 +123,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert plans.startswith(
         f"20 points, 300 s budget, at most {MODE_CAP} members per mode vs unbounded: 0 plans differ"
     ), plans
-    lines = _tool(env, "bench.phases", "--points", "10").splitlines()
-    assert lines[0].startswith("10 alerts in process")
+    lines = _tool(env, "bench.phases", "--points", "10", "--gap-ms", "1").splitlines()
+    assert lines[0].startswith("10 alerts in process, 1 ms apart")
     assert [line.split()[0] for line in lines[1:]] == [
         "aeds",
         "search",

@@ -23,7 +23,7 @@ import asyncpg
 from aiohttp import web
 
 from dispatch.callback_sender import CHANNEL, LEASE_S, CallbackSender
-from rescue import db
+from rescue import db, jsonio
 from rescue.bus import BatchContext, BatchHandler, Event
 from rescue.ids import new_id
 from rescue.typedefs import background_key, bus_key, foreground_key, settings_key
@@ -160,7 +160,7 @@ def _payload(event: Event, at: datetime) -> dict[str, Any]:
 
 
 def _encode(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False)
+    return jsonio.dumps_text(payload)
 
 
 @dataclass(frozen=True, slots=True)

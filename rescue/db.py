@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from rescue import jsonio
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +17,10 @@ _MIGRATION_LOCK = 0x5E5C0E
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            name, encoder=jsonio.dumps_text, decoder=jsonio.loads, schema="pg_catalog"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

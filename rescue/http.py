@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.hdrs import CONTENT_ENCODING
 
 from geo import Crs, from_wgs84
+from rescue import jsonio
 from rescue.errors import ApiError, invalid
 from rescue.typedefs import settings_key
 
@@ -22,7 +23,7 @@ def json_response(
 ) -> web.Response:
     """A JSON response (UTF-8, no ASCII escaping: names are Chinese)."""
     return web.Response(
-        body=json.dumps(data, ensure_ascii=False, default=str).encode(),
+        body=jsonio.dumps(data, default=str),
         status=status,
         content_type="application/json",
         headers=headers,

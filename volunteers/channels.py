@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from rescue import jsonio
 from rescue.auth import Role, bearer_token, hash_token, principal_of, requires
 from rescue.errors import ApiError, unavailable
 from rescue.pubsub import CLOSE_TOO_SLOW as CLOSE_TOO_SLOW  # re-exported
@@ -45,7 +46,7 @@ async def push_to_phone(redis: Redis, volunteer_id: str, message: dict[str, Any]
 
 
 def _encode(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
+    return jsonio.dumps_text(message, default=str)
 
 
 async def push_many_to_phones(redis: Redis, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:

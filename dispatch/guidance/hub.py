@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from dispatch.guidance import presence
 from dispatch.guidance.constants import SESSION_CHANNEL_PREFIX, session_channel
 from dispatch.guidance.models import CLOSED, SIGNAL
+from rescue import jsonio
 from rescue.pubsub import CLOSE_TOO_SLOW as CLOSE_TOO_SLOW  # re-exported
 from rescue.pubsub import ChannelHub, QueuedSocket
 from rescue.typedefs import guidance_hub_key, redis_key
@@ -37,7 +38,7 @@ _QUEUE_SIZE = 512
 
 def encode(message: dict[str, Any]) -> str:
     """A message as sent on the sockets."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
+    return jsonio.dumps_text(message, default=str)
 
 
 async def publish(redis: Redis, session_id: str, message: dict[str, Any]) -> int:

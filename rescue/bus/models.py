@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from rescue import jsonio
 from rescue.bus.constants import F_AT, F_DATA, F_DONE, F_ID, F_KEY, F_TYPE
 
 
@@ -54,7 +54,7 @@ def to_fields(
 def from_fields(fields: Mapping[Any, Any]) -> Event:
     """The event in a stream entry; ValueError/KeyError when the entry is malformed."""
     values = {_text(k): _text(v) for k, v in fields.items()}
-    data = json.loads(values[F_DATA])
+    data = jsonio.loads(values[F_DATA])
     if not isinstance(data, dict):
         raise ValueError("event data is not a JSON object")
     at = datetime.fromisoformat(values[F_AT])

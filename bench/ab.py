@@ -234,6 +234,9 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
                 _say(f"round {n + 1} {name}: {_figures(r)}")
                 _write(out, results)
     finally:
+        # The last round's incidents too: left open, they escalate (and their callbacks retry
+        # against the stopped receiver) in whatever next starts a service on these stores.
+        await settle_incidents(o.database_url, forget_receivers=True)
         if receiver is not None:
             receiver.stop()
     names = [name for name, _, _ in variants]

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from dispatch.setup import setup as setup_dispatch
 from rescue import db
@@ -51,21 +51,33 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
-def create_redis(url: str, *, socket_timeout: float | None = 1.0) -> Redis:
-    """A Redis client that fails fast when Redis is down (the alert answers degraded)."""
-    return Redis.from_url(
+def create_redis(
+    url: str, *, socket_timeout: float | None = 1.0, max_connections: int = 100
+) -> Redis:
+    """A Redis client that fails fast when Redis is down (the alert answers degraded).
+
+    When all `max_connections` are busy, a command waits for one to be free, up to the command's
+    own timeout: redis-py's default pool raised at once instead, and an alert whose search met
+    a full pool (a burst of position updates, or Redis stalled for a few milliseconds under
+    one) answered degraded, without volunteers, though Redis was up.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout,
         decode_responses=True,
         socket_connect_timeout=0.25,
         socket_timeout=socket_timeout,
         retry_on_timeout=False,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The Redis client (connections are made lazily: the service starts even if Redis is down)."""
-    client = create_redis(app[settings_key].redis_url)
+    settings = app[settings_key]
+    client = create_redis(settings.redis_url, max_connections=settings.redis_max_connections)
     app[redis_key] = client
     yield
     await client.aclose()

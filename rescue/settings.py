@@ -146,6 +146,7 @@ class Settings:
     demo: bool = False
     demo_fleet: int = 8000
     max_body_bytes: int = 1_048_576
+    redis_max_connections: int = 100
     max_import_bytes: int = 20_971_520
     detour_factor: float = 1.4
     walk_mps: float = 2.0
@@ -257,6 +258,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "demo": ("RESCUE_DEMO", _parse_bool),
     "demo_fleet": ("RESCUE_DEMO_FLEET", _non_negative_int),
     "max_body_bytes": ("RESCUE_MAX_BODY_BYTES", _positive_int),
+    "redis_max_connections": ("RESCUE_REDIS_MAX_CONNECTIONS", _positive_int),
     "max_import_bytes": ("RESCUE_MAX_IMPORT_BYTES", _positive_int),
     "detour_factor": ("RESCUE_DETOUR_FACTOR", _positive_float),
     "walk_mps": ("RESCUE_WALK_MPS", _positive_float),

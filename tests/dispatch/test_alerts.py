@@ -312,6 +312,23 @@ async def test_redis_down_answers_degraded(make_client: Any, pg: asyncpg.Connect
     assert 'rescue_alerts_total{outcome="degraded"} 1.0' in metrics
 
 
+async def test_a_full_redis_pool_delays_alerts_instead_of_degrading_them(
+    make_client: Any, pg: asyncpg.Connection
+) -> None:
+    """Redis is up but the worker's pool has fewer connections than requests awaiting Redis (a
+    burst): each alert waits for a connection, and offers its volunteers."""
+    setup = await make_client()
+    c = await center(setup)
+    near = await volunteer(setup, pg, offset(PATIENT, north_m=40))
+    # Three connections: the phone and guidance hubs hold two, twelve alerts share the third.
+    narrow = await make_client(redis_max_connections=3, background=False)
+    bodies = [alert_body() for _ in range(12)]
+    responses = await asyncio.gather(*(post_alert(narrow, c, body) for body in bodies))
+    plans = [await r.json() for r in responses]
+    assert [p["degraded"] for p in plans] == [[]] * len(bodies)
+    assert all([r["volunteer_id"] for r in p["responders"]] == [near.id] for p in plans)
+
+
 async def test_exercise_is_marked_everywhere(make_client: Any, pg: asyncpg.Connection) -> None:
     client = await make_client()
     c = await center(client)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from geo import TravelMode
 from rescue.settings import Settings
@@ -85,7 +85,14 @@ async def ready(request: web.Request) -> web.Response:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     pool = await asyncpg.create_pool(os.environ["BENCH_FLOOR_DATABASE_URL"], min_size=2)
     assert pool is not None
-    redis = Redis.from_url(os.environ["BENCH_FLOOR_REDIS_URL"], decode_responses=True)
+    # As the service's pool (rescue.app.create_redis): a burst waits for a free connection.
+    # The default pool failed the floor's position ramp at 9,000/s with "Too many connections".
+    redis = Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            os.environ["BENCH_FLOOR_REDIS_URL"], decode_responses=True, max_connections=100,
+            timeout=1.0,
+        )
+    )  # fmt: skip
     app[_DB] = pool
     app[_REDIS] = redis
     yield

@@ -1,9 +1,11 @@
 """JSON on the service's busy paths (the alert's statement and response, the bus's events, the
-callbacks, the phones' and the guidance sockets' messages), through orjson: its C encoder and
-decoder took the JSON of an alert's own path from about a tenth of its CPU to a few percent.
+callbacks' queued payloads, the phones' and the guidance sockets' messages), through orjson, a
+C encoder and decoder several times the standard library's speed: in process, an alert's draft,
+statement and rendering took 0.15-0.2 ms less (BENCHMARKS.md, session 15).
 
 Output is compact UTF-8, as `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` wrote
-it (Chinese names are not escaped). As with `json.dumps`, a value it cannot encode raises
+it (Chinese names are not escaped; responses, written with the default separators before, are
+now compact too). As with `json.dumps`, a value it cannot encode raises
 TypeError (orjson's error is one): datetimes and dataclasses go to `default`, which callers that
 passed `default=str` still pass, instead of orjson's own rules for them; keys that are not
 strings are written as strings. Unlike it, a non-finite float is written `null` (`json.dumps`

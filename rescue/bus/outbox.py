@@ -55,7 +55,8 @@ def new_event(
         raise ValueError("event time must be timezone-aware")
     else:
         at = at.astimezone(UTC)
-    data = jsonio.loads(encode_data(data))
+    # The standard library's decoder: an integer beyond 64 bits stays one (orjson's would not).
+    data = json.loads(encode_data(data))
     return Event(id=new_id("evt"), type=type, data=data, at=at, key=key)
 
 

@@ -56,5 +56,12 @@ def test_keys_that_are_not_strings_are_written_as_strings() -> None:
     )
 
 
+def test_integers_beyond_64_bits_are_written_as_the_standard_library_wrote_them() -> None:
+    value = {"big": 2**70, "small": -(2**64), "名": [1]}
+    assert jsonio.dumps_text(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    with pytest.raises(TypeError):
+        jsonio.dumps({"big": 2**70, "at": dt.datetime.now(dt.UTC)})
+
+
 def test_a_non_finite_float_is_null() -> None:
     assert jsonio.dumps_text({"v": math.nan, "w": math.inf}) == '{"v":null,"w":null}'

@@ -43,13 +43,13 @@ from dispatch.models import (
     PlanInput,
     Role,
 )
-from dispatch.planner import MAX_ROUTE_AEDS
 from dispatch.service import (
     ATTEMPTS,
     bounds_for,
     checked_plan,
     find_candidates,
     local_time,
+    nearest_route_aeds,
     offer_created_data,
     offer_rows,
     offer_summaries,
@@ -138,10 +138,10 @@ async def escalate(
     offered = frozenset(o["volunteer_id"] for o in offers)
     offers_aed = config.offers_aed if Role.AED in short else 0
     offers_cpr = config.offers_cpr if Role.CPR in short else 0
-    # Only the AEDs a fetcher's route may go through: a wave's plan lists no AEDs to anyone,
-    # and its wider reach holds hundreds (at province density), each judged open or not.
-    route_aeds = aeds.nearest(
-        lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget)
+    # Not every AED within the wider reach: it holds hundreds at province density, each
+    # judged open or not.
+    route_aeds = nearest_route_aeds(
+        aeds, config, lat=lat, lng=lng, budget_s=budget, at_local=at_local
     )
     bounds = bounds_for(
         config,

@@ -110,6 +110,20 @@ def route_aeds(
     near = aeds.within(lat, lng, walk, at_local=at_local)
     if len(near) >= MAX_ROUTE_AEDS:
         return near
+    return nearest_route_aeds(aeds, config, lat=lat, lng=lng, budget_s=budget_s, at_local=at_local)
+
+
+def nearest_route_aeds(
+    aeds: AedIndex,
+    config: DispatchConfig,
+    *,
+    lat: float,
+    lng: float,
+    budget_s: float,
+    at_local: dt.datetime,
+) -> list[tuple[IndexedAed, float]]:
+    """The MAX_ROUTE_AEDS AEDs nearest the patient within `aed_radius_m`, nearest first: those a
+    fetcher's route may go through (all a wave's plan uses: it lists no AEDs to anyone)."""
     return aeds.nearest(
         lat, lng, MAX_ROUTE_AEDS, at_local=at_local, max_distance_m=config.aed_radius_m(budget_s)
     )

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from dispatch import callback_routes, callbacks
+from dispatch import callback_routes, callback_sender, callbacks
 from dispatch.callback_sender import CallbackSender
 from dispatch.callbacks import make_handler, record_event, record_events, setup_callbacks
 from geo import TravelMode, TravelModel
@@ -726,7 +726,11 @@ async def test_a_wave_queues_its_callbacks_in_its_commit_behind_the_alerts(
     make_client: Callable[..., Awaitable[TestClient]],
     pg: asyncpg.Connection,
     receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Queued unclaimed by the wave's statement, without a NOTIFY (this worker's sender has a
+    free slot): the wave wakes its own worker's delivery loop, whose poll is a minute away."""
+    monkeypatch.setattr(callback_sender, "POLL_S", 60.0)
     api = await make_client(escalation_window_s=1, **FAST)
     center = await new_center(api, receiver)
     c = Center(id=center["id"], headers=bearer(center["api_key"]))
@@ -736,7 +740,7 @@ async def test_a_wave_queues_its_callbacks_in_its_commit_behind_the_alerts(
     plan = await raise_alert(api, c)
     assert plan["responders"] == []
 
-    received = await receiver.wait_for(3)
+    received = await receiver.wait_for(3, timeout=30)
 
     assert [e["type"] for e in received] == [
         "incident.created",

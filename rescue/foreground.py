@@ -12,7 +12,10 @@ no alert is in flight on this worker, else when the last one finishes, or after 
 at most, so that a steady stream of alerts delays background work by a bounded amount and
 never stops it. An alert marks itself in flight with `with foreground.busy():`. Background work
 here: a wave's pieces (dispatch.escalation), each read of a bus consumer (rescue.bus), each
-callback POST (dispatch.callback_sender).
+callback POST (dispatch.callback_sender). A phone's position update waits the same way
+(volunteers.routes, `PUT /v1/me/location`): it is one of thousands a second, each superseded
+by the next, and its body's parsing, checks, Redis write and response are work an alert would
+otherwise wait behind.
 """
 
 from __future__ import annotations

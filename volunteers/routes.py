@@ -22,7 +22,14 @@ from rescue.http import (
     read_json_object,
     require_media_type,
 )
-from rescue.typedefs import area_key, auth_key, db_key, redis_key, settings_key
+from rescue.typedefs import (
+    area_key,
+    auth_key,
+    db_key,
+    foreground_key,
+    redis_key,
+    settings_key,
+)
 from rescue.validation import Fields, require_in_area
 from volunteers import service
 from volunteers.channels import publish_token_revoked
@@ -269,8 +276,13 @@ _LOCATION_FIELDS = frozenset(("lat", "lng", "crs", "accuracy_m"))
 @_domain
 async def put_location(request: web.Request) -> web.Response:
     """The latest position of an on-duty volunteer: one Redis round trip, no history."""
-    body = await read_json_object(request)
     app = request.app
+    foreground = app[foreground_key]
+    if foreground.in_flight:
+        # One of the many positions phones send waits for this worker's alerts in flight
+        # (rescue.foreground), whose answer is what a few milliseconds matter to.
+        await foreground.idle()
+    body = await read_json_object(request)
     fields = Fields(body)
     fields.unknown(_LOCATION_FIELDS)
     location = fields.location_fields(body, default_crs=app[settings_key].default_crs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from geo import Crs, from_wgs84, haversine_m
-from rescue.typedefs import redis_key
+from rescue.typedefs import foreground_key, redis_key
 from tests.conftest import ADMIN
 from tests.helpers import bearer, held_members, held_position, wait_until
 from tests.volunteers.support import (
@@ -158,6 +159,30 @@ async def test_location_updates_move_the_only_position(client: TestClient, redis
     # No history anywhere: the volunteers' keys are the live state only.
     ours = [k for k in await redis.keys("rescue:*") if k.startswith(("rescue:pos", "rescue:vol"))]
     assert sorted(ours) == sorted([POSITIONS_BY_MODE[vol["travel_mode"]], POSITIONS_SEEN, META])
+
+
+async def test_a_location_waits_for_the_alerts_in_flight_on_its_worker(
+    client: TestClient, redis: Redis
+) -> None:
+    vol = await create_volunteer(client)
+    await go_on_duty(client, vol["token"])
+    foreground = client.app[foreground_key]
+    foreground.max_wait_s = 60
+    with foreground.busy():  # an alert, in flight throughout
+        task = asyncio.create_task(
+            client.put(
+                "/v1/me/location", json=location(ZHANQIAO_PIER), headers=bearer(vol["token"])
+            )
+        )
+        done, _ = await asyncio.wait({task}, timeout=0.2)
+        assert not done
+        pos = await stored_position(redis, vol["id"])
+        assert pos is not None and haversine_m(*pos, *MAY_FOURTH_SQUARE) < 1
+    # The alert done, the position goes in at once.
+    resp = await asyncio.wait_for(task, timeout=30)
+    assert resp.status == 204
+    pos = await stored_position(redis, vol["id"])
+    assert pos is not None and haversine_m(*pos, *ZHANQIAO_PIER) < 1
 
 
 async def test_location_while_off_duty_is_409(client: TestClient, redis: Redis) -> None:

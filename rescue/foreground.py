@@ -12,10 +12,14 @@ no alert is in flight on this worker, else when the last one finishes, or after 
 at most, so that a steady stream of alerts delays background work by a bounded amount and
 never stops it. An alert marks itself in flight with `with foreground.busy():`. Background work
 here: a wave's pieces (dispatch.escalation), each read of a bus consumer (rescue.bus), each
-callback POST (dispatch.callback_sender). A phone's position update waits the same way
-(volunteers.routes, `PUT /v1/me/location`): it is one of thousands a second, each superseded
-by the next, and its body's parsing, checks, Redis write and response are work an alert would
-otherwise wait behind.
+callback POST (dispatch.callback_sender).
+
+A phone's position update (volunteers.routes, `PUT /v1/me/location`) calls `await
+foreground.current()` instead: it waits only for the alerts in flight when it came (the same
+bound), not for the worker to have none. It is one of thousands a second, each superseded by
+the next, and its body's parsing, checks, Redis write and response are work an alert would
+otherwise wait behind; but with alerts back to back on its worker, waiting for none would hold
+every update for the whole bound.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Foreground:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # One future per alert in flight, done when it ends (for current()).
+        self._alerts: set[asyncio.Future[None]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -47,10 +53,14 @@ class Foreground:
         """Mark one alert in flight for the block's duration."""
         self._in_flight += 1
         self._idle.clear()
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._alerts.add(ended)
         try:
             yield
         finally:
             self._in_flight -= 1
+            self._alerts.discard(ended)
+            ended.set_result(None)
             if self._in_flight == 0:
                 self._idle.set()
 
@@ -66,3 +76,14 @@ class Foreground:
                 async with asyncio.timeout(self.max_wait_s):
                     await self._idle.wait()
         return self._in_flight == 0
+
+    async def current(self) -> bool:
+        """Wait until the alerts in flight now have ended (not those that start meanwhile),
+        `max_wait_s` at most; whether they have. Returns at once when none is in flight."""
+        if not self._alerts:
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                await asyncio.wait(list(self._alerts))
+                return True
+        return False

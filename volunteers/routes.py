@@ -277,11 +277,9 @@ _LOCATION_FIELDS = frozenset(("lat", "lng", "crs", "accuracy_m"))
 async def put_location(request: web.Request) -> web.Response:
     """The latest position of an on-duty volunteer: one Redis round trip, no history."""
     app = request.app
-    foreground = app[foreground_key]
-    if foreground.in_flight:
-        # One of the many positions phones send waits for this worker's alerts in flight
-        # (rescue.foreground), whose answer is what a few milliseconds matter to.
-        await foreground.idle()
+    # One of the many positions phones send waits for the alerts in flight on this worker
+    # when it came (rescue.foreground): their answer is what a few milliseconds matter to.
+    await app[foreground_key].current()
     body = await read_json_object(request)
     fields = Fields(body)
     fields.unknown(_LOCATION_FIELDS)

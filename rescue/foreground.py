@@ -34,34 +34,32 @@ MAX_WAIT_S = 0.02
 
 
 class Foreground:
-    """The alerts in flight on this worker, and a wait for there to be none."""
+    """The alerts in flight on this worker; waits for there to be none (idle) or for those in
+    flight now to end (current)."""
 
     def __init__(self, max_wait_s: float = MAX_WAIT_S) -> None:
         self.max_wait_s = max_wait_s
-        self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        # One future per alert in flight, done when it ends (for current()).
+        # One future per alert in flight, done when it ends (current() waits for them).
         self._alerts: set[asyncio.Future[None]] = set()
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return len(self._alerts)
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
         """Mark one alert in flight for the block's duration."""
-        self._in_flight += 1
-        self._idle.clear()
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._alerts.add(ended)
+        self._idle.clear()
         try:
             yield
         finally:
-            self._in_flight -= 1
             self._alerts.discard(ended)
             ended.set_result(None)
-            if self._in_flight == 0:
+            if not self._alerts:
                 self._idle.set()
 
     async def idle(self) -> bool:
@@ -71,11 +69,11 @@ class Foreground:
         ready (an alert's resumption first of all) runs before the caller's next piece.
         """
         await asyncio.sleep(0)
-        if self._in_flight:
+        if self._alerts:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.max_wait_s):
                     await self._idle.wait()
-        return self._in_flight == 0
+        return not self._alerts
 
     async def current(self) -> bool:
         """Wait until the alerts in flight now have ended (not those that start meanwhile),

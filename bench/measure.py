@@ -184,7 +184,7 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
     Redis and the whole machine (the load generator included), and what the hypervisor stole
     from the machine (the host's other guests: a figure to read the others with); PostgreSQL
     transactions in the bench's database (a statement outside a transaction counts as one);
-    Redis commands."""
+    Redis commands; the workers' system calls and wake-ups (`Gunicorn.switches`)."""
     conn = await asyncpg.connect(o.database_url)
     try:
         xacts = await conn.fetchval(
@@ -199,6 +199,7 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
     finally:
         await redis.aclose()
     busy_s, stolen_s = machine_cpu_seconds()
+    switches = t.server.switches()
     return {
         "worker_cpu_ms": t.server.cpu_seconds() * 1000,
         "postgres_cpu_ms": processes_cpu_seconds("postgres") * 1000,
@@ -210,6 +211,11 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
         "steal_ms": stolen_s * 1000,
         "pg_transactions": float(xacts),
         "redis_commands": float(info["total_commands_processed"]),
+        # The workers' messages: system calls that read and that wrote (a socket's send or
+        # receive, mostly), and the times they slept and were woken.
+        "worker_reads": float(switches["reads"]),
+        "worker_writes": float(switches["writes"]),
+        "worker_wakeups": float(switches["wakeups"]),
     }
 
 

@@ -138,6 +138,8 @@ _COSTS = (
     ("steal_ms", "CPU stolen by the hypervisor, whole machine (ms)"),
     ("pg_transactions", "PostgreSQL transactions"),
     ("redis_commands", "Redis commands"),
+    ("worker_writes", "workers' system calls that wrote"),
+    ("worker_wakeups", "workers' wake-ups"),
 )
 
 

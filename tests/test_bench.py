@@ -82,6 +82,9 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert target == "service" or cost["receiver_cpu_ms"] == 0, cost
         # Every alert commits at least its own INSERT and asks Redis at least once.
         assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
+        # ... and writes at least its request to Redis and its response, so its worker made
+        # system calls that wrote and read.
+        assert cost["worker_writes"] >= 2 and cost["worker_reads"] >= 2, cost
         assert len(figures["memory"]["workers_rss_kib"]) == 1
         assert figures["memory"]["used_memory"] > 0
         assert 0 < figures["memory"]["bench_db_memory"] <= figures["memory"]["used_memory"]

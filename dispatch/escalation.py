@@ -311,8 +311,19 @@ async def tick(
     foreground: Foreground | None = None,
     callbacks: CallbackSender | None = None,
 ) -> int:
-    """One round: expire offers, then escalate the due incidents; how many were claimed."""
-    await expire_offers(pool)
+    """One round: expire offers, then escalate the due incidents; how many were claimed.
+
+    A read first says whether either is due, so that an idle round (nearly every one: a
+    worker runs two a second) is one round trip. It settles nothing: the expiry and the claim
+    still lock what they take (SKIP LOCKED), so another worker's round taking the same work in
+    between leaves them nothing to do, and what falls due after the read waits for the next
+    round, as it would have."""
+    async with pool.acquire() as conn:
+        due = await conn.fetchrow(queries.DUE_WORK)
+    if due["offers"]:
+        await expire_offers(pool)
+    if not due["incidents"]:
+        return 0
     async with pool.acquire() as conn:
         claimed = await conn.fetch(queries.CLAIM_DUE_INCIDENTS, CLAIM_BATCH, LEASE_S)
     for incident in claimed:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from dispatch import escalation, queries
 from geo import TravelMode, TravelModel
+from rescue import db
 from rescue.foreground import Foreground
 from rescue.typedefs import (
     aed_index_key,
@@ -21,6 +22,7 @@ from rescue.typedefs import (
     dispatch_key,
     foreground_key,
     redis_key,
+    settings_key,
 )
 from tests.dispatch.support import (
     PATIENT,
@@ -327,3 +329,40 @@ async def test_an_alert_is_in_flight_on_its_worker_while_it_runs(
     assert foreground.in_flight == 0
     # The worker's other background work waits for the same alerts.
     assert client.app[bus_key].foreground is foreground
+
+
+async def test_an_idle_round_is_one_read(make_client: Any, pg: asyncpg.Connection) -> None:
+    # Two rounds a second per worker, nearly all with nothing due: each is one round trip.
+    client = await make_client(background=False)
+    c = await center(client)
+    await volunteer(client, pg, offset(PATIENT, north_m=50))
+    plan = await raise_alert(client, c)
+    (offer,) = plan["responders"]
+    app = client.app
+    ran: list[str] = []
+    pool = await db.create_pool(app[settings_key].database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:  # the pool's one connection, logged from now on
+            conn.add_query_logger(lambda record: ran.append(record.query))
+
+        async def tick() -> int:
+            ran.clear()
+            return await escalation.tick(
+                pool=pool, redis=app[redis_key], aeds=app[aed_index_key], config=app[dispatch_key]
+            )
+
+        assert await tick() == 0
+        assert ran == [queries.DUE_WORK]
+        # An overdue offer: expired, and no claim is tried, since no incident is due.
+        await pg.execute("UPDATE offers SET expires_at = now() - interval '1 s'")
+        assert await tick() == 0
+        assert queries.EXPIRE_OFFERS in ran and queries.CLAIM_DUE_INCIDENTS not in ran
+        state = "SELECT state FROM offers WHERE id = $1"
+        assert await pg.fetchval(state, offer["offer_id"]) == "expired"
+        # A due incident: claimed (its wave finds nobody new).
+        await pg.execute("UPDATE incidents SET next_escalation_at = now() - interval '1 s'")
+        assert await tick() == 1
+        assert ran[0] == queries.DUE_WORK and queries.EXPIRE_OFFERS not in ran
+        assert queries.CLAIM_DUE_INCIDENTS in ran
+    finally:
+        await pool.close()

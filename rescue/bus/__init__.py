@@ -8,7 +8,7 @@ Relaying: one relay wakes on the NOTIFY at commit (the holder of a session advis
 LISTEN connection; another takes it over when that connection ends) and every relay polls every
 `poll_interval_s` as a fallback; a relay claims unpublished rows for a lease (one UPDATE ... FOR
 UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order in one
-script (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
+MULTI/EXEC (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
 (a relay that dies in between leaves its claim to expire, and the rows are published again).
 A producer may instead claim its rows in its own statement (`claimed_until` = now() +
 `bus.claim_lease`, no NOTIFY) and hand them to `bus.publish_committed(outbox_rows(events), ids)`
@@ -18,10 +18,6 @@ relay publishes them as any other row (dispatch's alert statement does this). Su
 may also name the groups whose work on the events its commit did (`done=`): their entries say
 so, and those groups record and ack them without calling the handler; a relay's publication of
 the same rows says nothing, so the handler runs and must find its work done (idempotent).
-The same script moves past the batch every group that takes none of its types and had been
-handed every entry before it (`XGROUP SETID`), so that its consumers are not woken to skip them:
-each process writes its groups' types into `<stream>:types` at start, the replay writes every
-known group's; a group the hash does not name, or one behind, reads and skips them as before.
 Redis keeps a marker key (`<stream>:epoch`); when it is missing (Redis restarted empty, FLUSHDB)
 one relay (advisory lock) recreates every known group (`bus_groups`) at '0' and re-publishes
 the events of the retention window (24 h) that a group taking their type has not recorded in

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from rescue.bus import queries
-from rescue.bus.constants import DEAD_SUFFIX, EPOCH_SUFFIX, STREAM, TAKES_ALL, TYPES_SUFFIX
+from rescue.bus.constants import DEAD_SUFFIX, EPOCH_SUFFIX, STREAM
 from rescue.bus.consumer import Consumer
 from rescue.bus.models import BatchHandler, BusStats, Handler, Subscription
 from rescue.bus.outbox import OutboxRows
@@ -29,13 +29,6 @@ logger = logging.getLogger(__name__)
 # How long stop() lets the relay finish the batch it is publishing before cancelling it.
 _RELAY_STOP_S = 2.0
 _CANCEL_AGAIN_S = 0.5
-
-
-def types_value(types: frozenset[str] | None) -> str:
-    """A group's value in the stream's types hash: its types between spaces, or TAKES_ALL."""
-    if types is None:
-        return TAKES_ALL
-    return " " + " ".join(sorted(types)) + " "
 
 
 def default_consumer_name() -> str:
@@ -112,7 +105,6 @@ class Bus:
         self.stream = stream
         self.dead_stream = stream + DEAD_SUFFIX
         self.epoch_key = stream + EPOCH_SUFFIX
-        self.types_key = stream + TYPES_SUFFIX
         self.consumer_name = consumer_name or default_consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self.block_ms = block_ms
@@ -229,12 +221,7 @@ class Bus:
     def _types(types: Iterable[str] | None) -> frozenset[str] | None:
         if isinstance(types, str):
             raise TypeError("types must be an iterable of type names, not one string")
-        if types is None:
-            return None
-        types = frozenset(types)
-        if any(not t or t == TAKES_ALL or any(c.isspace() for c in t) for t in types):
-            raise ValueError(f"bad event type among {sorted(types)!r}")
-        return types
+        return None if types is None else frozenset(types)
 
     def _add(self, subscription: Subscription) -> None:
         group = subscription.group
@@ -258,9 +245,9 @@ class Bus:
                     for s in self._subscriptions.values()
                 ],
             )
-        for group, sub in self._subscriptions.items():
+        for group in self._subscriptions:
             try:
-                await self.declare_group(group, sub.types, start="$")
+                await self.ensure_group(group, start="$")
             except Exception as exc:
                 logger.warning(
                     "bus: cannot create group %r in redis yet (%r); its consumer will retry",
@@ -362,16 +349,6 @@ class Bus:
         if deleted:
             logger.info("bus: deleted %d old outbox rows", deleted)
         return deleted
-
-    async def declare_group(
-        self, group: str, types: frozenset[str] | None, *, start: str = "$"
-    ) -> bool:
-        """Create the consumer group if missing (ensure_group) and say in the stream's types
-        hash which event types it takes, so that publishers move it past batches of none of
-        them (relay._XADD); True when created. Last writer wins, as in `bus_groups`."""
-        created = await self.ensure_group(group, start=start)
-        await self.redis.hset(self.types_key, group, types_value(types))
-        return created
 
     async def ensure_group(self, group: str, *, start: str = "$") -> bool:
         """Create the consumer group (and the stream) if missing; True when created."""

@@ -7,10 +7,6 @@ STREAM = "rescue:events"
 # Suffixes appended to the stream's name for the keys that belong to it.
 DEAD_SUFFIX = ":dead"
 EPOCH_SUFFIX = ":epoch"
-# A hash: each consumer group's name -> the event types it takes (see TAKES_ALL, types_value).
-TYPES_SUFFIX = ":types"
-# The types hash's value for a group that takes every type.
-TAKES_ALL = "*"
 
 # PostgreSQL NOTIFY channel that wakes the relays when an outbox row commits.
 NOTIFY_CHANNEL = "rescue_bus"

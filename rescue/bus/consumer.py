@@ -150,7 +150,7 @@ class Consumer:
         try:
             # '$': a group that is new to this stream starts at its end; after a flush the relay
             # recreates every known group at '0' before it replays the outbox.
-            await self._bus.declare_group(self._sub.group, self._sub.types, start="$")
+            await self._bus.ensure_group(self._sub.group, start="$")
         except asyncio.CancelledError:
             raise
         except Exception as err:

@@ -50,7 +50,7 @@ VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET types = EXCLUDED.types, updated_at = now()
 """
 
-GROUPS = "SELECT name, types FROM bus_groups ORDER BY name"
+GROUP_NAMES = "SELECT name FROM bus_groups ORDER BY name"
 
 _COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
 

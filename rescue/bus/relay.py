@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from rescue.bus import queries
-from rescue.bus.constants import F_TYPE, LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK, TAKES_ALL
+from rescue.bus.constants import LISTEN_LOCK, NOTIFY_CHANNEL, REPLAY_LOCK
 from rescue.bus.models import to_fields
 from rescue.bus.outbox import OutboxRows
 from rescue.bus.retry import Backoff, Outage, last_try, raise_if_cancelling
 from rescue.ids import new_id
 
 if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
-
     from rescue.bus.bus import Bus
 
 logger = logging.getLogger(__name__)
@@ -35,60 +33,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return 1
 end
 return 0
-"""
-
-# Add a batch of entries to the stream (atomically, so that a consumer blocked in XREADGROUP
-# reads the batch at once), then move past them every group that takes none of their types
-# and had been handed every entry before them: its consumers are not woken for entries they
-# would only acknowledge (an alert's events and the "guidance" group, say). A group the types
-# hash does not name, one that takes every type, and one still behind, read them as before.
-# KEYS: the stream, its types hash (group -> " type type ", or TAKES_ALL). ARGV: the MAXLEN
-# (approximate); the number T of the batch's distinct types, then those T types; then for each
-# entry the number of its field and value strings, and those strings. Returns the entries added.
-_XADD = f"""
-local stream = KEYS[1]
-local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-local ntypes = tonumber(ARGV[2])
-local i = 3 + ntypes
-local id
-local added = 0
-while i <= #ARGV do
-    local n = tonumber(ARGV[i])
-    id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, i + 1, i + n))
-    added = added + 1
-    i = i + n + 1
-end
-if last == nil then
-    return added
-end
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local info = {{}}
-    for j = 1, #group, 2 do
-        info[group[j]] = group[j + 1]
-    end
-    local takes = false
-    if info['last-delivered-id'] == last[1] then
-        takes = redis.call('HGET', KEYS[2], info['name'])
-    end
-    local skip = takes and takes ~= '{TAKES_ALL}'
-    if skip then
-        for t = 3, 2 + ntypes do
-            if string.find(takes, ' ' .. ARGV[t] .. ' ', 1, true) then
-                skip = false
-                break
-            end
-        end
-    end
-    if skip then
-        local read = info['entries-read']
-        if type(read) == 'number' then
-            redis.call('XGROUP', 'SETID', stream, info['name'], id, 'ENTRIESREAD', read + added)
-        else
-            redis.call('XGROUP', 'SETID', stream, info['name'], id)
-        end
-    end
-end
-return added
 """
 
 # How long to poll only, after the LISTEN connection could not be opened, before trying again.
@@ -126,7 +70,6 @@ class Relay:
         # Publications of rows a producer's own commit claimed (publish_committed).
         self._direct: set[asyncio.Task[None]] = set()
         self._stamp_scheduled = False
-        self._xadd_script: AsyncScript | None = None
 
     @property
     def listening(self) -> bool:
@@ -285,11 +228,8 @@ class Relay:
             # The groups must exist before the replay, reading from the start of the stream,
             # so that nothing added since Redis came back empty is skipped by a group created
             # later at '$'.
-            for record in await conn.fetch(queries.GROUPS):
-                types = record["types"]
-                await bus.declare_group(
-                    record["name"], None if types is None else frozenset(types), start="0"
-                )
+            for record in await conn.fetch(queries.GROUP_NAMES):
+                await bus.ensure_group(record["name"], start="0")
             count = 0
             last_id = 0
             while True:
@@ -319,15 +259,17 @@ class Relay:
 
     async def _xadd(self, entries: Sequence[dict[str, str]]) -> None:
         bus = self._bus
-        if self._xadd_script is None:
-            self._xadd_script = bus.redis.register_script(_XADD)
-        types = sorted({entry[F_TYPE] for entry in entries})
-        args: list[str | int] = [bus.maxlen, len(types), *types]
-        for entry in entries:
-            args.append(2 * len(entry))
-            for field_value in entry.items():
-                args.extend(field_value)
-        await self._xadd_script(keys=[bus.stream, bus.types_key], args=args)
+        # MULTI/EXEC: a consumer blocked in XREADGROUP is served after the EXEC, so it reads
+        # the batch at once (an alert's events in one handler call), not after the first XADD.
+        async with bus.redis.pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.xadd(
+                    bus.stream,
+                    entry,  # type: ignore[arg-type]
+                    maxlen=bus.maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     async def _stamp_on_exit(self) -> None:
         """Best effort when stopping: an unstamped row is published again after its lease."""

@@ -1,14 +1,15 @@
 """Escalation: durable timers in PostgreSQL, swept by a loop in every worker.
 
 Each incident's timer is `incidents.next_escalation_at` (created_at + the escalation window).
-Every LOOP_INTERVAL_S each worker (when background work is on) expires overdue offers and
-claims due incidents with FOR UPDATE SKIP LOCKED, leasing each for LEASE_S, so several workers
-share the work and a crash only delays a wave. A due incident whose roles lack accepted
-responders (needed_aed / needed_cpr; a withdrawn responder no longer counts) gets a new wave:
-the reach grows by the escalation step up to the maximum budget, and the roles still short are
-offered to the best candidates not yet offered in this incident. The timer stops when the
-roles are filled, the maximum is reached, or the incident ends. Declines, expiries and
-withdrawals that leave a role with nobody coming bring the timer forward (dispatch/offers.py).
+Every LOOP_INTERVAL_S each worker (when background work is on) reads whether anything is due,
+and if so expires overdue offers and claims due incidents with FOR UPDATE SKIP LOCKED, leasing
+each for LEASE_S, so several workers share the work and a crash only delays a wave. A due
+incident whose roles lack accepted responders (needed_aed / needed_cpr; a withdrawn responder
+no longer counts) gets a new wave: the reach grows by the escalation step up to the maximum
+budget, and the roles still short are offered to the best candidates not yet offered in this
+incident. The timer stops when the roles are filled, the maximum is reached, or the incident
+ends. Declines, expiries and withdrawals that leave a role with nobody coming bring the timer
+forward (dispatch/offers.py).
 """
 
 from __future__ import annotations

@@ -437,16 +437,20 @@ async def raise_alert(
             )
             row = await conn.fetchrow(queries.INSERT_ALERT, *draft.args(lease))
             if row["incident_id"] is not None:
-                if bus is not None and lease is not None:
-                    done = draft.deliveries.done
-                    bus.publish_committed(draft.outbox, row["outbox_ids"] or [], done=done)
-                draft.deliveries.committed(row)
-                return AlertResult(created=True, plan=draft.stored, status="open")
+                break
             if len(row["known_ids"]) == len(draft.volunteer_ids):
                 return await _replay(conn, alert)
             inp = replace(inp, exclude=inp.exclude | await unknown_candidates(conn, search))
             plan = config.strategy(inp)
-    raise RuntimeError(f"alert {alert.external_id!r}: offered volunteers keep disappearing")
+        else:
+            raise RuntimeError(f"alert {alert.external_id!r}: offered volunteers keep disappearing")
+    # Only now, the connection released: asyncpg releases it in a task of its own, and the
+    # caller yields to the loop there; what starts before it (the XADD, its consumers' reads)
+    # would run ahead of the response. Started now, they run once the response is written.
+    if bus is not None and lease is not None:
+        bus.publish_committed(draft.outbox, row["outbox_ids"] or [], done=draft.deliveries.done)
+    draft.deliveries.committed(row)
+    return AlertResult(created=True, plan=draft.stored, status="open")
 
 
 async def unknown_candidates(conn: asyncpg.Connection, search: Search) -> frozenset[str]:

@@ -12,7 +12,9 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from dispatch import routes
 from geo import Crs, TravelMode, TravelModel, from_wgs84
+from rescue.bus import relay
 from tests.conftest import ADMIN
 from tests.dispatch.support import (
     PATIENT,
@@ -28,6 +30,7 @@ from tests.dispatch.support import (
     responders,
     volunteer,
 )
+from tests.helpers import wait_until
 from volunteers.constants import POSITIONS_SEEN
 
 PLAN_KEYS = {
@@ -389,3 +392,30 @@ async def test_a_position_without_a_registered_volunteer_does_not_fail_the_alert
     replay = await client.get(f"/v1/incidents/{plan['incident_id']}", headers=c.headers)
     assert set(responders(await replay.json())) == {real.id}
     assert await pg.fetchval("SELECT count(*) FROM outbox WHERE type = 'offer.created'") == 1
+
+
+async def test_an_alert_is_answered_before_its_events_are_published(
+    make_client: Any, pg: asyncpg.Connection, monkeypatch: Any
+) -> None:
+    # Its worker publishes them right after (no relay claim), but not ahead of the response.
+    client = await make_client()
+    c = await center(client)
+    await volunteer(client, pg, offset(PATIENT, north_m=50))
+    order: list[str] = []
+    render = routes.render_plan
+    xadd = relay.Relay._xadd
+
+    def rendering(*args: Any, **kwargs: Any) -> Any:
+        order.append("rendered")
+        return render(*args, **kwargs)
+
+    async def publishing(self: relay.Relay, entries: Any) -> None:
+        order.append("published")
+        await xadd(self, entries)
+
+    monkeypatch.setattr(routes, "render_plan", rendering)
+    monkeypatch.setattr(relay.Relay, "_xadd", publishing)
+    plan = await raise_alert(client, c)
+    assert len(plan["responders"]) == 1
+    await wait_until(lambda: "published" in order, what="the alert's events published")
+    assert order[:2] == ["rendered", "published"]

@@ -160,6 +160,15 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert len(figures["warmup"]) == 20 and len(figures["cycles"]) == 2, figures
         assert all(len(c) == 2 and min(c) > 0 for c in figures["cycles"]), figures
         assert f"{name}: first alert after 0 s of quiet " in printed
+    # The service with nothing to do: its timers still write (escalation rounds, bus reads).
+    idle_out = tmp_path / "idle.json"
+    printed = _tool(
+        env, "bench.idle", "--variant", "a=.", "--workers", "1", "--rounds", "1",
+        "--seconds", "1.5", "--settle-s", "0.5", "--out", str(idle_out),
+    )  # fmt: skip
+    (idle,) = json.loads(idle_out.read_text(encoding="utf-8"))["variants"]["a"]["rounds"]
+    assert idle["worker_writes"] > 0 and idle["worker_wakeups"] > 0, idle
+    assert printed.startswith("round 1 a, per second: ")
 
 
 async def _history(database_url: str) -> tuple[int, int, int, int]:

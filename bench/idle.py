@@ -1,0 +1,85 @@
+"""What the service does with nothing to do: `python -m bench.idle --variant NAME=TREE ...`.
+
+Most of a city's day has no alert, yet every worker's timers run (escalation rounds, the bus's
+blocked reads and relay polls, the callbacks' loop, the position pruner). On the data a bench
+run left loaded (`--database`, `--redis-db`), this starts each variant's service in turn (a
+source tree, as `bench.ab`'s), lets it settle for `--settle-s` seconds, then counts over
+`--seconds` seconds without a request: the workers' messages (system calls that read and wrote,
+wake-ups), PostgreSQL's transactions and Redis's commands, and the CPU of each; `--rounds`
+times, alternating the variants. It prints each round's figures per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.ab import _variant
+from bench.measure import Options, Target, _say, counters, service_server, settle_incidents
+from bench.run import _write
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
+    """The options and the results file."""
+    p = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__)
+    p.add_argument("--variant", action="append", required=True, help="NAME=TREE[:CLASS]")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=30.0, help="how long each count runs")
+    p.add_argument("--settle-s", type=float, default=10.0, help="from start to the count")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--database", default=data.BENCH_DATABASE)
+    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-idle.json"
+    return a, out
+
+
+async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
+    """Each variant in turn, `rounds` times: start, settle, count, stop."""
+    database_url, redis_url = data.bench_urls(a.database, a.redis_db)
+    o = Options(
+        workers=a.workers, worker_class="", scale="qingdao", alerts=0, alert_concurrency=1,
+        position_rate=0, position_procs=1, ramp_start=0, ramp_step=0, ramp_max=0,
+        ramp_step_s=0.0, ws_alerts=0, seed=0, province=False,
+        database_url=database_url, redis_url=redis_url, out=out, alert_rate=0.0,
+        callbacks=False,
+    )  # fmt: skip
+    await settle_incidents(database_url, forget_receivers=True)
+    variants = [_variant(v) for v in a.variant]
+    results: dict[str, Any] = {
+        "command": "python -m bench.idle " + " ".join(argv),
+        "variants": {name: {"tree": str(tree), "rounds": []} for name, tree, _ in variants},
+    }
+    for n in range(a.rounds):
+        for name, tree, worker_class in variants:
+            server = service_server(o, out.with_suffix(".log"))
+            server.cwd, server.worker_class = tree, worker_class
+            server.start()
+            try:
+                target = Target(name, server, key=None)
+                await asyncio.sleep(a.settle_s)
+                before, start = await counters(target, o), time.monotonic()
+                await asyncio.sleep(a.seconds)
+                after, elapsed = await counters(target, o), time.monotonic() - start
+            finally:
+                server.stop()
+            per_s = {key: round((after[key] - before[key]) / elapsed, 2) for key in before}
+            results["variants"][name]["rounds"].append(per_s)
+            print(f"round {n + 1} {name}, per second: {per_s}", flush=True)
+    _write(out, results)
+    _say(f"written to {out}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    args, path = parse(sys.argv[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args, path, sys.argv[1:]))

@@ -19,9 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import data
 from bench.ab import _variant
-from bench.measure import Options, Target, _say, counters, service_server, settle_incidents
+from bench.measure import (
+    Target,
+    _say,
+    counters,
+    parse_tool,
+    service_server,
+    settle_incidents,
+    tool_options,
+)
 from bench.run import _write
 
 
@@ -33,26 +40,13 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--seconds", type=float, default=30.0, help="how long each count runs")
     p.add_argument("--settle-s", type=float, default=10.0, help="from start to the count")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--database", default=data.BENCH_DATABASE)
-    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
-    p.add_argument("--out", type=Path)
-    a = p.parse_args(argv)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-idle.json"
-    return a, out
+    return parse_tool(p, argv, "idle")
 
 
 async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
     """Each variant in turn, `rounds` times: start, settle, count, stop."""
-    database_url, redis_url = data.bench_urls(a.database, a.redis_db)
-    o = Options(
-        workers=a.workers, worker_class="", scale="qingdao", alerts=0, alert_concurrency=1,
-        position_rate=0, position_procs=1, ramp_start=0, ramp_step=0, ramp_max=0,
-        ramp_step_s=0.0, ws_alerts=0, seed=0, province=False,
-        database_url=database_url, redis_url=redis_url, out=out, alert_rate=0.0,
-        callbacks=False,
-    )  # fmt: skip
-    await settle_incidents(database_url, forget_receivers=True)
+    o = tool_options(a.database, a.redis_db, out, workers=a.workers)
+    await settle_incidents(o.database_url, forget_receivers=True)
     variants = [_variant(v) for v in a.variant]
     results: dict[str, Any] = {
         "command": "python -m bench.idle " + " ".join(argv),

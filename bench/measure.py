@@ -4,6 +4,7 @@ processes that drive them, each phase's figures and its cost, and the clean-up b
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -452,6 +453,35 @@ async def create_center(url: str, callback_url: str | None = None) -> str:
         if resp.status != 201:
             raise RuntimeError(f"creating the dispatch center: {resp.status} {body}")
         return str(body["api_key"])
+
+
+def parse_tool(
+    p: argparse.ArgumentParser, argv: list[str], kind: str
+) -> tuple[argparse.Namespace, Path]:
+    """Add the bench's stores (`--database`, `--redis-db`) and `--out` to a tool's parser and
+    parse `argv`: the options and the results file (`--out`, or a new file in bench/results
+    named by the time and `kind`)."""
+    p.add_argument("--database", default=data.BENCH_DATABASE)
+    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return a, a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-{kind}.json"
+
+
+def tool_options(
+    database: str, redis_db: int, out: Path, *, workers: int, seed: int = 0
+) -> Options:
+    """The options of a tool that starts the services itself on the data a run left loaded
+    (bench.quiet, bench.idle): no load phase of its own, no callback receiver."""
+    database_url, redis_url = data.bench_urls(database, redis_db)
+    return Options(
+        workers=workers, worker_class="", scale="qingdao", alerts=0, alert_concurrency=1,
+        position_rate=0, position_procs=1, ramp_start=0, ramp_step=0, ramp_max=0,
+        ramp_step_s=0.0, ws_alerts=0, seed=seed, province=False,
+        database_url=database_url, redis_url=redis_url, out=out, alert_rate=0.0,
+        callbacks=False,
+    )  # fmt: skip
 
 
 def service_server(o: Options, log: Path) -> Gunicorn:

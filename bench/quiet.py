@@ -32,13 +32,14 @@ from bench import data
 from bench.ab import _variant
 from bench.floor import CREATE_TABLE
 from bench.measure import (
-    Options,
     _say,
     alert_points,
     create_center,
     floor_server,
+    parse_tool,
     service_server,
     settle_incidents,
+    tool_options,
 )
 from bench.run import _write
 from bench.server import Gunicorn
@@ -79,25 +80,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--floor", action="store_true", help="also the floor (bench/floor.py)")
     p.add_argument("--seed", type=int, default=1983)
-    p.add_argument("--database", default=data.BENCH_DATABASE)
-    p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
-    p.add_argument("--out", type=Path)
-    a = p.parse_args(argv)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-quiet.json"
-    return a, out
+    return parse_tool(p, argv, "quiet")
 
 
 async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
     """Start every variant, then alternate quiet spells and alerts."""
-    database_url, redis_url = data.bench_urls(a.database, a.redis_db)
-    o = Options(
-        workers=a.workers, worker_class="", scale="qingdao", alerts=0, alert_concurrency=1,
-        position_rate=0, position_procs=1, ramp_start=0, ramp_step=0, ramp_max=0,
-        ramp_step_s=0.0, ws_alerts=0, seed=a.seed, province=False,
-        database_url=database_url, redis_url=redis_url, out=out, alert_rate=0.0,
-        callbacks=False,
-    )  # fmt: skip
+    o = tool_options(a.database, a.redis_db, out, workers=a.workers, seed=a.seed)
     variants = [_variant(v) for v in a.variant]
     names = [name for name, _, _ in variants] + (["floor"] if a.floor else [])
     await settle_incidents(o.database_url, forget_receivers=True)

@@ -339,8 +339,6 @@ RETURNING id
 
 # --- Escalation -----------------------------------------------------------------------------
 
-# Claim due incidents: each is leased (its timer pushed to now + $2) and handled outside the
-# claiming transaction, so a worker that dies mid-wave only delays it until the lease ends.
 # Whether the escalation loop has work now, in one read on the two partial indexes: its idle
 # rounds, nearly all of them, cost one round trip rather than a transaction and a claim.
 DUE_WORK = """
@@ -349,6 +347,8 @@ SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'open' AND expires_at <= now()
                WHERE status = 'open' AND next_escalation_at <= now()) AS incidents
 """
 
+# Claim due incidents: each is leased (its timer pushed to now + $2) and handled outside the
+# claiming transaction, so a worker that dies mid-wave only delays it until the lease ends.
 CLAIM_DUE_INCIDENTS = """
 WITH due AS (
     SELECT id FROM incidents

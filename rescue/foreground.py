@@ -39,9 +39,7 @@ class Foreground:
 
     def __init__(self, max_wait_s: float = MAX_WAIT_S) -> None:
         self.max_wait_s = max_wait_s
-        self._idle = asyncio.Event()
-        self._idle.set()
-        # One future per alert in flight, done when it ends (current() waits for them).
+        # One future per alert in flight, done when it ends (idle() and current() wait for them).
         self._alerts: set[asyncio.Future[None]] = set()
 
     @property
@@ -53,14 +51,11 @@ class Foreground:
         """Mark one alert in flight for the block's duration."""
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._alerts.add(ended)
-        self._idle.clear()
         try:
             yield
         finally:
             self._alerts.discard(ended)
             ended.set_result(None)
-            if not self._alerts:
-                self._idle.set()
 
     async def idle(self) -> bool:
         """Wait until no alert is in flight, `max_wait_s` at most; whether none is.
@@ -72,7 +67,8 @@ class Foreground:
         if self._alerts:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.max_wait_s):
-                    await self._idle.wait()
+                    while self._alerts:  # those in flight now, then any started meanwhile
+                        await asyncio.wait(list(self._alerts))
         return not self._alerts
 
     async def current(self) -> bool:

@@ -8,6 +8,11 @@ does not load the next variant. Each round of a variant starts its gunicorn from
 measures the alert alone (and at `--alert-rate`/s), the alert under `--position-rate` updates/s
 (and at `--alert-rate`/s under them) and one step of position updates at `--burst-rate`/s.
 The medians over the rounds are printed; every round is written to `--out`.
+
+With `--database-per-variant` each variant runs on its own copy of the loaded database
+(`<database>_<name>`, copied afresh at the start), which its service migrates forward at start:
+variants may then differ in their migrations. The copies are made from what the load left,
+migrated by the tree this runs from: run it from the oldest tree. Redis stays shared.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import statistics
 import sys
@@ -175,6 +181,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
     p.add_argument("--redis-db", type=int, default=data.BENCH_REDIS_DB)
     p.add_argument("--out", type=Path)
     p.add_argument(
+        "--database-per-variant",
+        action="store_true",
+        help="each variant on its own copy of the loaded database (variants whose migrations "
+        "differ; run from the oldest tree)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         help="record every worker with py-spy into this folder, per round and phase "
@@ -211,6 +223,14 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         loaded = await data.load(
             o.database_url, o.redis_url, load_service_area(), data.SCALES["qingdao"], seed=o.seed
         )
+    stores = {name: o for name, _, _ in variants}
+    if a.database_per_variant:
+        for name in stores:
+            copy = f"{a.database}_{name}"
+            await data.copy_database(o.database_url, copy)
+            stores[name] = dataclasses.replace(
+                o, database_url=data.with_database(o.database_url, copy)
+            )
     results: dict[str, Any] = {
         "command": "python -m bench.ab " + " ".join(argv),
         "variants": {name: {"tree": str(tree), "worker_class": wc, "rounds": []}
@@ -224,19 +244,21 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         for n in range(a.rounds):
             k = n % len(variants)
             for name, tree, wc in variants[k:] + variants[:k]:
-                await settle_incidents(o.database_url, forget_receivers=True)
-                await vacuum(o.database_url)
+                ov = stores[name]
+                await settle_incidents(ov.database_url, forget_receivers=True)
+                await vacuum(ov.database_url)
                 redis = Redis.from_url(o.redis_url)
                 await data.refresh_seen(redis)
                 await redis.aclose()
-                r = await _round(name, tree, wc, o, loaded, a.burst_rate, n, a.profile, receiver)
+                r = await _round(name, tree, wc, ov, loaded, a.burst_rate, n, a.profile, receiver)
                 results["variants"][name]["rounds"].append(r)
                 _say(f"round {n + 1} {name}: {_figures(r)}")
                 _write(out, results)
     finally:
         # The last round's incidents too: left open, they escalate (and their callbacks retry
         # against the stopped receiver) in whatever next starts a service on these stores.
-        await settle_incidents(o.database_url, forget_receivers=True)
+        for database_url in {ov.database_url for ov in stores.values()}:
+            await settle_incidents(database_url, forget_receivers=True)
         if receiver is not None:
             receiver.stop()
     names = [name for name, _, _ in variants]

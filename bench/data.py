@@ -186,23 +186,41 @@ async def reset(database_url: str, redis_url: str, *, owned_redis_db: bool = Fal
     Never the demo's or the tests' database, nor Redis db 0 (the demo's) or 15 (`make test`'s),
     unless the caller owns the db (`owned_redis_db`: the tiny bench test runs in its own)."""
     name = urlsplit(database_url).path.lstrip("/")
-    if name in ("", "rescue", "postgres") or name.endswith("_test"):
-        raise RuntimeError(f"refusing to reset database {name!r}: not a benchmark database")
     if not owned_redis_db and urlsplit(redis_url).path.strip("/") in ("", "0", "15"):
         raise RuntimeError(f"refusing to flush Redis {redis_url}: not a benchmark db")
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
-    try:
-        quoted = '"' + name.replace('"', '""') + '"'
-        await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {quoted}")
-    finally:
-        await admin.close()
+    await _recreate(database_url, name)
     await db.migrate_dsn(database_url)
     redis = Redis.from_url(redis_url)
     try:
         await redis.flushdb()
     finally:
         await redis.aclose()
+
+
+async def copy_database(database_url: str, name: str) -> None:
+    """Database `name`, on the same server, made afresh as a copy of `database_url`'s (which
+    nobody may be connected to meanwhile)."""
+    source = urlsplit(database_url).path.lstrip("/")
+    await _recreate(database_url, name, template=source)
+
+
+async def _recreate(database_url: str, name: str, *, template: str | None = None) -> None:
+    """Drop database `name` on `database_url`'s server and create it again, empty or as a copy
+    of `template`: never the demo's or the tests' database."""
+    if name in ("", "rescue", "postgres") or name.endswith("_test"):
+        raise RuntimeError(f"refusing to reset database {name!r}: not a benchmark database")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        quoted = _quoted(name)
+        await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        copy = f" TEMPLATE {_quoted(template)}" if template is not None else ""
+        await admin.execute(f"CREATE DATABASE {quoted}{copy}")
+    finally:
+        await admin.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def province_aeds(area: ServiceArea, count: int, *, seed: int, today: dt.date) -> list[DemoAed]:

@@ -184,13 +184,15 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
     """Counters whose growth over a phase is its cost: CPU seconds of the workers, PostgreSQL,
     Redis and the whole machine (the load generator included), and what the hypervisor stole
     from the machine (the host's other guests: a figure to read the others with); PostgreSQL
-    transactions in the bench's database (a statement outside a transaction counts as one);
-    Redis commands; the workers' system calls and wake-ups (`Gunicorn.switches`)."""
+    transactions in the bench's database (a statement outside a transaction counts as one) and
+    the WAL the server wrote (all its databases: the bench's alone are busy); Redis commands;
+    the workers' system calls and wake-ups (`Gunicorn.switches`)."""
     conn = await asyncpg.connect(o.database_url)
     try:
-        xacts = await conn.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-            "WHERE datname = current_database()"
+        pg = await conn.fetchrow(
+            "SELECT xact_commit + xact_rollback AS xacts, "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes "
+            "FROM pg_stat_database WHERE datname = current_database()"
         )
     finally:
         await conn.close()
@@ -210,7 +212,8 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
         # center's): its share of the machine's CPU, apart.
         "receiver_cpu_ms": t.receiver.cpu_seconds() * 1000 if t.receiver is not None else 0.0,
         "steal_ms": stolen_s * 1000,
-        "pg_transactions": float(xacts),
+        "pg_transactions": float(pg["xacts"]),
+        "pg_wal_kib": pg["wal_bytes"] / 1024,
         "redis_commands": float(info["total_commands_processed"]),
         # The workers' messages: system calls that read and that wrote (a socket's send or
         # receive, mostly), and the times they slept and were woken.

@@ -82,6 +82,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert target == "service" or cost["receiver_cpu_ms"] == 0, cost
         # Every alert commits at least its own INSERT and asks Redis at least once.
         assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
+        # ... whose commit PostgreSQL writes ahead.
+        assert cost["pg_wal_kib"] > 0, cost
         # ... and writes at least its request to Redis and its response, so its worker made
         # system calls that wrote and read.
         assert cost["worker_writes"] >= 2 and cost["worker_reads"] >= 2, cost
@@ -169,6 +171,32 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     (idle,) = json.loads(idle_out.read_text(encoding="utf-8"))["variants"]["a"]["rounds"]
     assert idle["worker_writes"] > 0 and idle["worker_wakeups"] > 0, idle
     assert printed.startswith("round 1 a, per second: ")
+    # An A/B whose variants each run on their own copy of the loaded database (as variants whose
+    # migrations differ must): each copy gets its variant's alerts, the loaded one none.
+    base = with_database(TEST_DATABASE_URL, _STORES[1])
+    copies = [with_database(TEST_DATABASE_URL, f"{_STORES[1]}_{name}") for name in ("a", "b")]
+    before = asyncio.run(_incidents(base))
+    ab_out = tmp_path / "ab.json"
+    _tool(
+        env, "bench.ab", "--variant", "a=.", "--variant", f"b={ROOT}", "--database-per-variant",
+        "--no-load", "--rounds", "1", "--workers", "1", "--alerts", "5", "--position-rate", "0",
+        "--burst-rate", "0", "--out", str(ab_out),
+    )  # fmt: skip
+    ab = json.loads(ab_out.read_text(encoding="utf-8"))["variants"]
+    for name in ("a", "b"):
+        (round_,) = ab[name]["rounds"]
+        assert (round_["alert_alone"]["count"], round_["alert_alone"]["errors"]) == (5, 0)
+    # 50 warm-up alerts and the 5 measured, in each copy.
+    assert [asyncio.run(_incidents(url)) for url in copies] == [before + 55] * 2
+    assert asyncio.run(_incidents(base)) == before
+
+
+async def _incidents(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM incidents"))
+    finally:
+        await conn.close()
 
 
 async def _history(database_url: str) -> tuple[int, int, int, int]:

@@ -93,7 +93,9 @@ def _callbacks_told(*, first: int) -> str:
 # identical alerts: the losers insert nothing and read the winner's row. Nothing is inserted
 # unless every offered volunteer ($24) is in the registry: a live position whose volunteer
 # PostgreSQL does not know (Redis outlived a rebuilt database) must not fail the alert, so the
-# caller plans again without them (known_ids). set_config(..., true) is SET LOCAL: this
+# caller plans again without them (known_ids); this check is also what keeps an offer's
+# volunteer known (offers have no foreign key to volunteers, whose rows are never deleted:
+# migration 010). set_config(..., true) is SET LOCAL: this
 # transaction commits durably whatever the session default is. With a lease ($30), the
 # outbox rows are claimed for it, as a relay's claim does, and nobody is notified: the
 # committing worker publishes them itself (rescue.bus.Bus.publish_committed) and its relay
@@ -379,7 +381,8 @@ WHERE id = $1 AND next_escalation_at = $2
 # from, $2), the wave's offers, its timeline entries and its outbox events (with a lease, $16,
 # claimed for the committing worker to publish, as INSERT_ALERT's; without one the relays are
 # woken). Nothing is stored unless every offered volunteer ($10) is in the registry (the caller
-# plans again without the unknown ones) and nothing when another worker ran this wave or the
+# plans again without the unknown ones; as for INSERT_ALERT, the only check of an offer's
+# volunteer) and nothing when another worker ran this wave or the
 # incident ended: `wave` is then NULL. An offer to someone already offered in this incident is
 # excluded by the planner; should one slip through, the unique (incident, volunteer) fails the
 # whole statement, so the events never announce an offer that was not stored. The wave's

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from rescue import db
+from tests.helpers import insert_volunteer
 
 QUEUE_TABLES = ("incidents", "offers", "outbox", "webhook_deliveries")
 
@@ -40,3 +41,22 @@ async def test_a_server_without_autovacuum_is_reported(
         assert await db.warn_without_autovacuum(pg) is off
     warned = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
     assert len(warned) == (1 if off else 0)
+
+
+async def test_a_volunteer_is_never_deleted(pg: asyncpg.Connection) -> None:
+    # Offers name their volunteer without a foreign key (migration 010): the rule keeps them.
+    kept, _ = await insert_volunteer(pg)
+    with pytest.raises(asyncpg.RestrictViolationError, match="never deleted"):
+        await pg.execute("DELETE FROM volunteers WHERE id = $1", kept)
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await pg.execute("DELETE FROM volunteers")
+    assert await pg.fetchval("SELECT count(*) FROM volunteers WHERE id = $1", kept) == 1
+
+
+async def test_a_volunteer_is_never_renumbered(pg: asyncpg.Connection) -> None:
+    kept, _ = await insert_volunteer(pg)
+    with pytest.raises(asyncpg.RestrictViolationError, match="renumbered"):
+        await pg.execute("UPDATE volunteers SET id = 'vol_other' WHERE id = $1", kept)
+    # Anything else about them changes as before, the id written back unchanged included.
+    await pg.execute("UPDATE volunteers SET id = id, status = 'suspended' WHERE id = $1", kept)
+    assert await pg.fetchval("SELECT status FROM volunteers WHERE id = $1", kept) == "suspended"

@@ -3,9 +3,11 @@
 -- The key's check locked the offered volunteer's row (FOR KEY SHARE) for every offer an alert or
 -- a wave stores: a WAL record on a page of the volunteers table, and, the first time that page
 -- is touched after a checkpoint, the whole 8 KiB page, since the offered volunteers of
--- successive alerts are spread over the table. Measured on the bench's Qingdao data
--- (BENCHMARKS.md, session 18): an alert wrote 55-70 KiB of WAL with the key and 23-32 KiB
--- without it, and its statement took 1.70-1.84 ms instead of 1.53-1.63 (median, in process).
+-- successive alerts are spread over the table. Measured on the bench's province data, a million
+-- volunteers (BENCHMARKS.md, session 18): in process, an alert wrote 47-68 KiB of WAL with the
+-- key and 22-31 KiB without it, and its statement took 1.70-1.84 ms instead of 1.53-1.63
+-- (median); over HTTP, a closed-loop alert wrote 64-83 KiB instead of 45-52 (Qingdao's data:
+-- 40-49 instead of 37-38).
 --
 -- The key's two guarantees hold without it:
 -- * no offer names an unknown volunteer: the two statements that store offers (an alert's,

@@ -214,7 +214,7 @@ async def _recreate(database_url: str, name: str, *, template: str | None = None
         quoted = _quoted(name)
         await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
         # FILE_COPY: the files copied, not written through the WAL (PostgreSQL 15's default,
-        # WAL_LOG, wrote each copy of the Qingdao data, 540 MB, into the WAL, and the
+        # WAL_LOG, wrote each copy into the WAL, 540 MB at the province's scale, and the
         # checkpoint that followed ran through the first measured round).
         copy = f" TEMPLATE {_quoted(template)} STRATEGY FILE_COPY" if template is not None else ""
         await admin.execute(f"CREATE DATABASE {quoted}{copy}")

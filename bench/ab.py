@@ -18,12 +18,9 @@ migrated by the tree this runs from: run it from the oldest tree. Redis stays sh
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
-import signal
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,7 @@ from bench.measure import (
     create_center,
     receiver_server,
     run_load,
+    run_tool,
     service_server,
     settle_incidents,
     vacuum,
@@ -288,7 +286,4 @@ def _columns(rounds: list[dict[str, Any]]) -> dict[str, list[float | None]]:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    args, path = parse(sys.argv[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(args, path, sys.argv[1:]))
+    run_tool(parse, main)

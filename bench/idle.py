@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from bench.measure import (
     _say,
     counters,
     parse_tool,
+    run_tool,
     service_server,
     settle_incidents,
     tool_options,
@@ -73,7 +72,4 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    args, path = parse(sys.argv[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(args, path, sys.argv[1:]))
+    run_tool(parse, main)

@@ -9,9 +9,11 @@ import asyncio
 import json
 import logging
 import random
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -470,6 +472,19 @@ def parse_tool(
     a = p.parse_args(argv)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return a, a.out or Path(__file__).resolve().parent / "results" / f"{stamp}-{kind}.json"
+
+
+def run_tool(
+    parse: Callable[[list[str]], tuple[argparse.Namespace, Path]],
+    main: Callable[[argparse.Namespace, Path, list[str]], Coroutine[Any, Any, None]],
+) -> None:
+    """A tool's entry point (bench.ab, bench.quiet, bench.idle): SIGTERM stops it as Ctrl-C
+    does (its `finally` blocks stop the servers it started), then the command line parsed, the
+    results file's folder made, and `main` run."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    args, path = parse(sys.argv[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args, path, sys.argv[1:]))
 
 
 def tool_options(

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from bench.measure import (
     create_center,
     floor_server,
     parse_tool,
+    run_tool,
     service_server,
     settle_incidents,
     tool_options,
@@ -156,7 +155,4 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    args, path = parse(sys.argv[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(args, path, sys.argv[1:]))
+    run_tool(parse, main)

@@ -51,6 +51,15 @@ RUN_MAX = 20
 USER_AGENT = "rescue-callbacks/1"
 
 
+# Every statement but _HEADS finds its deliveries by key (id, or incident and order) and says
+# pending as "neither delivered nor failed" (the only other state the CHECK allows). A qual of
+# `state = 'pending'` matches webhook_deliveries_due_idx's predicate, and a planner whose
+# statistics were taken while nothing was pending (they lag a backlog until the next ANALYZE;
+# without autovacuum, until someone runs one) reads that index whole instead: every pending
+# delivery, for each run recorded, failed, released or claimed. Under a backlog of 22,000 a
+# run's record took 19-25 ms instead of 0.35. Key look-ups are then its only way
+# (tests/dispatch/test_callback_plans.py counts the rows each statement reads).
+
 # Only the earliest pending delivery of an incident is eligible: events go out in order. The
 # heads are found in one ordered pass over the pending deliveries (DISTINCT ON, read through
 # webhook_deliveries_due_idx), and the claim takes the first due ones from an array
@@ -78,7 +87,7 @@ WITH due AS (
             WHERE h.next_attempt_at <= now()
             ORDER BY h.next_attempt_at, h.seq
             LIMIT $1))
-      AND d.state = 'pending' AND d.next_attempt_at <= now()
+      AND d.state NOT IN ('delivered', 'failed') AND d.next_attempt_at <= now()
     ORDER BY d.next_attempt_at, d.seq
     FOR UPDATE SKIP LOCKED
 ), followers AS (
@@ -88,7 +97,7 @@ WITH due AS (
         FROM due CROSS JOIN LATERAL (
             SELECT w.id, w.next_attempt_at, w.event_at, w.stage, w.seq
             FROM webhook_deliveries w
-            WHERE w.incident_id = due.incident_id AND w.state = 'pending'
+            WHERE w.incident_id = due.incident_id AND w.state NOT IN ('delivered', 'failed')
               AND (w.event_at, w.stage, w.seq) > (due.event_at, due.stage, due.seq)
             ORDER BY w.event_at, w.stage, w.seq
             LIMIT $3
@@ -126,7 +135,7 @@ UPDATE webhook_deliveries
 SET state = CASE WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
     next_attempt_at = now() + make_interval(secs => $7),
     last_status_code = $3, last_error = $4
-WHERE id = $1 AND attempts = $2 AND state = 'pending'
+WHERE id = $1 AND attempts = $2 AND state NOT IN ('delivered', 'failed')
 RETURNING state
 """
 
@@ -147,12 +156,12 @@ WITH run AS (
     UPDATE webhook_deliveries d
     SET state = 'delivered', delivered_at = now(), last_status_code = r.status, last_error = NULL
     FROM run r
-    WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'pending'
+    WHERE d.id = r.id AND d.attempts = r.attempt AND d.state NOT IN ('delivered', 'failed')
     RETURNING d.id, d.incident_id
 ), following AS (
     SELECT d.id FROM webhook_deliveries d
     WHERE $6 AND d.incident_id = (SELECT incident_id FROM delivered LIMIT 1)
-      AND d.state = 'pending' AND d.id NOT IN (SELECT id FROM delivered)
+      AND d.state NOT IN ('delivered', 'failed') AND d.id NOT IN (SELECT id FROM delivered)
     ORDER BY d.event_at, d.stage, d.seq
     LIMIT 1
 ), claimed AS (
@@ -160,7 +169,8 @@ WITH run AS (
     SET attempts = w.attempts + 1, last_attempt_at = now(),
         next_attempt_at = now() + make_interval(secs => $5)
     FROM following
-    WHERE w.id = following.id AND w.state = 'pending' AND w.next_attempt_at <= now()
+    WHERE w.id = following.id AND w.state NOT IN ('delivered', 'failed')
+      AND w.next_attempt_at <= now()
     RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
 ), logged AS (
     INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
@@ -182,7 +192,7 @@ UPDATE webhook_deliveries d
 SET attempts = d.attempts - 1, next_attempt_at = now(),
     last_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.last_attempt_at END
 FROM run r
-WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'pending'
+WHERE d.id = r.id AND d.attempts = r.attempt AND d.state NOT IN ('delivered', 'failed')
 """
 
 # A row of a claimed delivery, as CLAIM_DUE returns it (an asyncpg record or a mapping).

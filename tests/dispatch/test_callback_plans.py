@@ -1,0 +1,154 @@
+"""The delivery statements read deliveries by key whatever PostgreSQL's statistics say
+(dispatch.callback_sender). Statistics taken while nothing was pending lag a backlog (a 120
+center down) until the next ANALYZE: a statement that says `state = 'pending'` then reads
+webhook_deliveries_due_idx whole, every pending delivery, for each run it records or claims.
+
+Each statement runs here under EXPLAIN ANALYZE, planned generic (as a statement cached by the
+sender's connections ends up) and custom, on a table analysed before a backlog came; what
+counts is how many deliveries it read, a count the machine's speed does not move."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dispatch.callback_sender import (
+    CLAIM_DUE,
+    DELIVERED_CLAIM_NEXT,
+    LEASE_S,
+    MARK_FAILED,
+    RELEASE,
+    RUN_MAX,
+)
+
+CENTER = "ctr_plans"
+URL = "http://127.0.0.1:9/callbacks"
+HISTORY = 3000  # delivered, six per incident, analysed
+BACKLOG = 2000  # pending after the ANALYZE, two per incident
+
+# A delivery (its id, event id and incident from `tag` and g), queued at g milliseconds.
+_DELIVERIES = """
+INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, incident_id, center_id,
+                                url, payload, state, attempts, next_attempt_at)
+SELECT 'whd_' || $1 || g, 'evt_' || $1 || g, 'offer.created',
+       '2026-12-06 08:00+00'::timestamptz + g * interval '1 ms', 'inc_' || $1 || ((g - 1) / $2),
+       $3, $4, '{}', $5, $6, now() + make_interval(secs => $7)
+FROM generate_series(1, $8) g
+"""
+
+
+async def deliveries(
+    conn: asyncpg.Connection,
+    tag: str,
+    count: int,
+    *,
+    per_incident: int,
+    state: str = "pending",
+    attempts: int = 0,
+    due_in_s: float = 0.0,
+) -> None:
+    await conn.execute(
+        _DELIVERIES, tag, per_incident, CENTER, URL, state, attempts, due_in_s, count
+    )
+
+
+async def rows_read(conn: asyncpg.Connection, name: str, args: str) -> int:
+    """Deliveries the prepared statement `name` read (returned or filtered out, every loop)."""
+    (plan,) = json.loads(
+        await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}{args}")
+    )
+    read = 0
+    nodes: list[dict[str, Any]] = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        scanned = node.get("Relation Name") == "webhook_deliveries" and "Scan" in node["Node Type"]
+        if scanned:
+            per_loop = (
+                node["Actual Rows"]
+                + node.get("Rows Removed by Filter", 0)
+                + node.get("Rows Removed by Index Recheck", 0)
+            )
+            read += per_loop * node["Actual Loops"]
+    return read
+
+
+@pytest.fixture(params=["force_generic_plan", "force_custom_plan"])
+async def stale(request: pytest.FixtureRequest, pg: asyncpg.Connection) -> asyncpg.Connection:
+    """The test database with a delivered history, analysed while nothing was pending."""
+    await pg.execute(
+        """INSERT INTO dispatch_centers (id, name, api_key_hash, webhook_secret, callback_url)
+           VALUES ($1, 'plans', '\\x00', 'secret', $2)""",
+        CENTER,
+        URL,
+    )
+    await deliveries(pg, "hist", HISTORY, per_incident=6, state="delivered", attempts=1)
+    await pg.execute("ANALYZE webhook_deliveries")
+    await pg.execute(f"SET plan_cache_mode = {request.param}")
+    return pg
+
+
+async def in_flight_run(conn: asyncpg.Connection) -> list[str]:
+    """An incident's run of two claimed deliveries (attempts logged), a third one due behind it."""
+    await deliveries(conn, "run", 2, per_incident=10, attempts=1, due_in_s=LEASE_S)
+    await deliveries(conn, "next", 1, per_incident=10)
+    await conn.execute(
+        """UPDATE webhook_deliveries SET incident_id = 'inc_run0', event_at = event_at + '1 s'
+           WHERE id = 'whd_next1';
+           INSERT INTO webhook_attempts (delivery_id, attempt)
+           VALUES ('whd_run1', 1), ('whd_run2', 1)"""
+    )
+    return ["whd_run1", "whd_run2"]
+
+
+async def state(conn: asyncpg.Connection, delivery_id: str) -> tuple[str, int]:
+    row = await conn.fetchrow(
+        "SELECT state, attempts FROM webhook_deliveries WHERE id = $1", delivery_id
+    )
+    return row["state"], row["attempts"]
+
+
+async def test_a_run_recorded_reads_its_incident_not_the_backlog(stale: asyncpg.Connection) -> None:
+    # The backlog is due (its center is back), as the delivery loop would be claiming it.
+    await deliveries(stale, "backlog", BACKLOG, per_incident=2)
+    run = await in_flight_run(stale)
+    await stale.execute(
+        f"PREPARE delivered(text[], int[], int[], int[], float8, bool) AS {DELIVERED_CLAIM_NEXT}"
+    )
+    args = f"(ARRAY{run}, ARRAY[1, 1], ARRAY[204, 204], ARRAY[3, 3], {LEASE_S}, true)"
+    assert await rows_read(stale, "delivered", args) <= 20
+    # It did its work: the run delivered, the incident's next event claimed.
+    assert [await state(stale, d) for d in run] == [("delivered", 1)] * 2
+    assert await state(stale, "whd_next1") == ("pending", 1)
+
+
+async def test_an_attempt_failed_or_released_reads_its_deliveries_alone(
+    stale: asyncpg.Connection,
+) -> None:
+    await deliveries(stale, "backlog", BACKLOG, per_incident=2, due_in_s=3600)
+    first, second = await in_flight_run(stale)
+    await stale.execute(f"PREPARE failed(text, int, int, text, int, int, float8) AS {MARK_FAILED}")
+    await stale.execute(f"PREPARE release(text[], int[]) AS {RELEASE}")
+    assert await rows_read(stale, "failed", f"('{first}', 1, 503, 'HTTP 503', 4, 8, 1.0)") <= 5
+    assert await rows_read(stale, "release", f"(ARRAY['{second}'], ARRAY[1])") <= 5
+    assert await state(stale, first) == ("pending", 1)
+    assert await state(stale, second) == ("pending", 0)
+
+
+@pytest.mark.parametrize("heads", [1, 10])
+async def test_a_claim_reads_the_backlog_once_not_once_per_head(
+    stale: asyncpg.Connection, heads: int
+) -> None:
+    # The center is back: the whole backlog is due. Finding the heads is one pass over the
+    # pending deliveries, by design; each head's run is then read through its incident.
+    await deliveries(stale, "backlog", BACKLOG, per_incident=2)
+    await stale.execute(f"PREPARE claim(int, float8, int) AS {CLAIM_DUE}")
+    read = await rows_read(stale, "claim", f"({heads}, {LEASE_S}, {RUN_MAX - 1})")
+    assert BACKLOG <= read <= BACKLOG + 100
+    claimed = await stale.fetchval(
+        "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND attempts = 1"
+    )
+    assert claimed == 2 * heads  # each head with the event behind it

@@ -10,6 +10,7 @@ counts is how many deliveries it read, a count the machine's speed does not move
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import asyncpg
@@ -152,3 +153,14 @@ async def test_a_claim_reads_the_backlog_once_not_once_per_head(
         "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND attempts = 1"
     )
     assert claimed == 2 * heads  # each head with the event behind it
+
+
+async def test_neither_delivered_nor_failed_is_pending(pg: asyncpg.Connection) -> None:
+    # The statements say pending that way: a state added beside these three must be placed in
+    # their NOT IN lists (dispatch.callback_sender), or it would be taken for pending.
+    check = await pg.fetchval(
+        """SELECT pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = 'webhook_deliveries'::regclass AND contype = 'c'
+             AND pg_get_constraintdef(oid) LIKE '%state%'"""
+    )
+    assert sorted(re.findall(r"'(\w+)'::text", check)) == ["delivered", "failed", "pending"]

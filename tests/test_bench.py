@@ -189,6 +189,28 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     # 50 warm-up alerts and the 5 measured, in each copy.
     assert [asyncio.run(_incidents(url)) for url in copies] == [before + 55] * 2
     assert asyncio.run(_incidents(base)) == before
+    # Where a command's WAL went: a probe's 200 rows, inserted one record each.
+    wal_out = tmp_path / "wal.json"
+    probe = (
+        "import asyncio, asyncpg, sys\n"
+        "async def main():\n"
+        "    c = await asyncpg.connect(sys.argv[1])\n"
+        "    await c.execute('DROP TABLE IF EXISTS wal_probe;"
+        " CREATE TABLE wal_probe (n int, t text); INSERT INTO wal_probe"
+        " SELECT g, repeat(chr(97), 100) FROM generate_series(1, 200) g')\n"
+        "asyncio.run(main())\n"
+    )
+    proc = _run(
+        [sys.executable, "-m", "bench.wal", *_STORES, "--per", "2", "--out", str(wal_out),
+         "--", sys.executable, "-c", probe, base],
+        env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wal = json.loads(wal_out.read_text(encoding="utf-8"))
+    assert wal["by_type"]["Heap/INSERT"]["records"] >= 200, wal["by_type"]
+    assert wal["by_relation"]["wal_probe"] >= 200 * 100, wal["by_relation"]
+    assert wal["record_bytes"] >= wal["by_relation"]["wal_probe"] > 0
+    assert "| wal_probe | " in proc.stdout
 
 
 async def _incidents(database_url: str) -> int:

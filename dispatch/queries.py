@@ -203,6 +203,14 @@ INSERT_TIMELINE = """
 INSERT INTO timeline (incident_id, at, type, actor, data) VALUES ($1, $2, $3, $4, $5)
 """
 
+# An offer still open, said as none of the other states (the only others the CHECK allows),
+# in the statements that find offers by key (id, incident, volunteer): a qual of
+# `state = 'open'` matches offers_open_expiry_idx's predicate, and statistics taken while no
+# offer was open make reading that index whole look free, so the planner read every open offer
+# instead of the key's few (as the delivery statements did, dispatch.callback_sender). The
+# expiry sweep and DUE_WORK say `state = 'open'`: they read that index on purpose.
+_OPEN = "state NOT IN ('accepted', 'declined', 'expired', 'cancelled')"
+
 # Cancel or close, atomically once: the incident, its open offers, its engagements and its
 # guidance session, in incident-then-offers lock order (as accept and escalation take them).
 END_INCIDENT = f"""
@@ -214,7 +222,7 @@ WITH ended AS (
 ),
 cancelled AS (
     UPDATE offers o SET state = 'cancelled', answered_at = now()
-    FROM ended WHERE o.incident_id = ended.id AND o.state = 'open'
+    FROM ended WHERE o.incident_id = ended.id AND o.{_OPEN}
     RETURNING o.id, o.volunteer_id, o.role
 ),
 released AS (
@@ -278,13 +286,13 @@ LIMIT $3
 # partial unique index offers_one_engagement_idx a race between one volunteer's offers.
 # The incident row is share-locked first (the same order cancel/close take), so an incident
 # ending concurrently either sees this engagement or refuses it.
-ACCEPT_OFFER = """
+ACCEPT_OFFER = f"""
 WITH inc AS (
     SELECT id FROM incidents WHERE id = $3 AND status = 'open' FOR SHARE
 ),
 accepted AS (
     UPDATE offers SET state = 'accepted', engaged = true, answered_at = now()
-    WHERE id = $1 AND volunteer_id = $2 AND state = 'open' AND expires_at > now()
+    WHERE id = $1 AND volunteer_id = $2 AND {_OPEN} AND expires_at > now()
       AND incident_id IN (SELECT id FROM inc)
     RETURNING id
 ),
@@ -301,17 +309,17 @@ SELECT (SELECT id FROM accepted) AS offer_id,
 # accepted while engaged, and an open one would keep its incident from escalating early). The
 # conditional UPDATE settles a race with the incident ending: whichever changes the row first
 # reports it, the other skips it.
-WITHDRAW_OTHER_OFFERS = """
+WITHDRAW_OTHER_OFFERS = f"""
 UPDATE offers o SET state = 'cancelled', answered_at = now()
 FROM incidents i
-WHERE o.volunteer_id = $1 AND o.state = 'open' AND o.id <> $2 AND i.id = o.incident_id
+WHERE o.volunteer_id = $1 AND o.{_OPEN} AND o.id <> $2 AND i.id = o.incident_id
 RETURNING o.id, o.incident_id, o.role, i.external_id, i.center_id, i.exercise
 """
 
-DECLINE_OFFER = """
+DECLINE_OFFER = f"""
 UPDATE offers o SET state = 'declined', answered_at = now()
 FROM incidents i
-WHERE o.id = $1 AND o.volunteer_id = $2 AND o.state = 'open' AND o.expires_at > now()
+WHERE o.id = $1 AND o.volunteer_id = $2 AND o.{_OPEN} AND o.expires_at > now()
   AND i.id = o.incident_id
 RETURNING o.id, o.incident_id, o.role, i.external_id, i.center_id, i.exercise
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -84,6 +85,28 @@ async def insert_volunteer(
         hash_token(token),
     )
     return vid, token
+
+
+async def rows_read(conn: asyncpg.Connection, table: str, name: str, args: str) -> int:
+    """Rows of `table` the prepared statement `name` read when executed with `args` (an SQL
+    argument list): returned or filtered out by each scan of it, in every loop. A count of a
+    plan's work that the machine's speed does not move (tests/dispatch/test_*_plans.py)."""
+    (plan,) = json.loads(
+        await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}{args}")
+    )
+    read = 0
+    nodes: list[dict[str, Any]] = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        if node.get("Relation Name") == table and "Scan" in node["Node Type"]:
+            per_loop = (
+                node["Actual Rows"]
+                + node.get("Rows Removed by Filter", 0)
+                + node.get("Rows Removed by Index Recheck", 0)
+            )
+            read += per_loop * node["Actual Loops"]
+    return read
 
 
 async def held_members(redis: Any) -> list[str]:

@@ -9,9 +9,7 @@ counts is how many deliveries it read, a count the machine's speed does not move
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import asyncpg
 import pytest
@@ -24,7 +22,9 @@ from dispatch.callback_sender import (
     RELEASE,
     RUN_MAX,
 )
+from tests.helpers import rows_read
 
+TABLE = "webhook_deliveries"
 CENTER = "ctr_plans"
 URL = "http://127.0.0.1:9/callbacks"
 HISTORY = 3000  # delivered, six per incident, analysed
@@ -54,27 +54,6 @@ async def deliveries(
     await conn.execute(
         _DELIVERIES, tag, per_incident, CENTER, URL, state, attempts, due_in_s, count
     )
-
-
-async def rows_read(conn: asyncpg.Connection, name: str, args: str) -> int:
-    """Deliveries the prepared statement `name` read (returned or filtered out, every loop)."""
-    (plan,) = json.loads(
-        await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}{args}")
-    )
-    read = 0
-    nodes: list[dict[str, Any]] = [plan["Plan"]]
-    while nodes:
-        node = nodes.pop()
-        nodes.extend(node.get("Plans", []))
-        scanned = node.get("Relation Name") == "webhook_deliveries" and "Scan" in node["Node Type"]
-        if scanned:
-            per_loop = (
-                node["Actual Rows"]
-                + node.get("Rows Removed by Filter", 0)
-                + node.get("Rows Removed by Index Recheck", 0)
-            )
-            read += per_loop * node["Actual Loops"]
-    return read
 
 
 @pytest.fixture(params=["force_generic_plan", "force_custom_plan"])
@@ -120,7 +99,7 @@ async def test_a_run_recorded_reads_its_incident_not_the_backlog(stale: asyncpg.
         f"PREPARE delivered(text[], int[], int[], int[], float8, bool) AS {DELIVERED_CLAIM_NEXT}"
     )
     args = f"(ARRAY{run}, ARRAY[1, 1], ARRAY[204, 204], ARRAY[3, 3], {LEASE_S}, true)"
-    assert await rows_read(stale, "delivered", args) <= 20
+    assert await rows_read(stale, TABLE, "delivered", args) <= 20
     # It did its work: the run delivered, the incident's next event claimed.
     assert [await state(stale, d) for d in run] == [("delivered", 1)] * 2
     assert await state(stale, "whd_next1") == ("pending", 1)
@@ -133,8 +112,10 @@ async def test_an_attempt_failed_or_released_reads_its_deliveries_alone(
     first, second = await in_flight_run(stale)
     await stale.execute(f"PREPARE failed(text, int, int, text, int, int, float8) AS {MARK_FAILED}")
     await stale.execute(f"PREPARE release(text[], int[]) AS {RELEASE}")
-    assert await rows_read(stale, "failed", f"('{first}', 1, 503, 'HTTP 503', 4, 8, 1.0)") <= 5
-    assert await rows_read(stale, "release", f"(ARRAY['{second}'], ARRAY[1])") <= 5
+    assert (
+        await rows_read(stale, TABLE, "failed", f"('{first}', 1, 503, 'HTTP 503', 4, 8, 1.0)") <= 5
+    )
+    assert await rows_read(stale, TABLE, "release", f"(ARRAY['{second}'], ARRAY[1])") <= 5
     assert await state(stale, first) == ("pending", 1)
     assert await state(stale, second) == ("pending", 0)
 
@@ -147,7 +128,7 @@ async def test_a_claim_reads_the_backlog_once_not_once_per_head(
     # pending deliveries, by design; each head's run is then read through its incident.
     await deliveries(stale, "backlog", BACKLOG, per_incident=2)
     await stale.execute(f"PREPARE claim(int, float8, int) AS {CLAIM_DUE}")
-    read = await rows_read(stale, "claim", f"({heads}, {LEASE_S}, {RUN_MAX - 1})")
+    read = await rows_read(stale, TABLE, "claim", f"({heads}, {LEASE_S}, {RUN_MAX - 1})")
     assert BACKLOG <= read <= BACKLOG + 100
     claimed = await stale.fetchval(
         "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND attempts = 1"

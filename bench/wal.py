@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -26,7 +27,6 @@ import asyncpg
 from bench import data
 from bench.measure import parse_tool, run_tool
 from bench.run import _write
-from scripts.services import find_binary
 
 # A record of plain pg_waldump output: its resource manager, total length, description and
 # first block's relation (tablespace/database/relfilenode).
@@ -52,11 +52,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
 
 
 def waldump(version: int) -> str:
-    """pg_waldump of the server's major version."""
-    found = find_binary("pg_waldump", [f"/usr/lib/postgresql/{version}/bin/pg_waldump"])
-    if found is None:
-        sys.exit("pg_waldump not found: install the PostgreSQL server's binaries")
-    return found
+    """pg_waldump of the server's major version (it reads no other's WAL), else the PATH's."""
+    found = Path(f"/usr/lib/postgresql/{version}/bin/pg_waldump")
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("pg_waldump")
+    if on_path is None:
+        sys.exit(f"pg_waldump not found: install the PostgreSQL {version} server's binaries")
+    return on_path
 
 
 def _output(args: list[str]) -> str:

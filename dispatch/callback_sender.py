@@ -52,13 +52,15 @@ USER_AGENT = "rescue-callbacks/1"
 
 
 # Every statement but _HEADS finds its deliveries by key (id, or incident and order) and says
-# pending as "neither delivered nor failed" (the only other state the CHECK allows). A qual of
-# `state = 'pending'` matches webhook_deliveries_due_idx's predicate, and a planner whose
-# statistics were taken while nothing was pending (they lag a backlog until the next ANALYZE;
-# without autovacuum, until someone runs one) reads that index whole instead: every pending
-# delivery, for each run recorded, failed, released or claimed. Under a backlog of 22,000 a
-# run's record took 19-25 ms instead of 0.35. Key look-ups are then its only way
-# (tests/dispatch/test_callback_plans.py counts the rows each statement reads).
+# pending as "neither delivered nor failed" (_PENDING: the only other states the CHECK allows).
+# A qual of `state = 'pending'` matches webhook_deliveries_due_idx's predicate, and a planner
+# whose statistics were taken while nothing was pending (they lag a backlog until the next
+# ANALYZE; without autovacuum, until someone runs one) reads that index whole instead: every
+# pending delivery, for each run recorded, failed, released or claimed. Under a backlog of
+# 22,000 a run's record took 9.6-15 ms instead of 0.35-0.46 (BENCHMARKS.md, session 19). Key
+# look-ups are then its only way (tests/dispatch/test_callback_plans.py counts the rows each
+# statement reads).
+_PENDING = "state NOT IN ('delivered', 'failed')"
 
 # Only the earliest pending delivery of an incident is eligible: events go out in order. The
 # heads are found in one ordered pass over the pending deliveries (DISTINCT ON, read through
@@ -87,7 +89,7 @@ WITH due AS (
             WHERE h.next_attempt_at <= now()
             ORDER BY h.next_attempt_at, h.seq
             LIMIT $1))
-      AND d.state NOT IN ('delivered', 'failed') AND d.next_attempt_at <= now()
+      AND d.{_PENDING} AND d.next_attempt_at <= now()
     ORDER BY d.next_attempt_at, d.seq
     FOR UPDATE SKIP LOCKED
 ), followers AS (
@@ -97,7 +99,7 @@ WITH due AS (
         FROM due CROSS JOIN LATERAL (
             SELECT w.id, w.next_attempt_at, w.event_at, w.stage, w.seq
             FROM webhook_deliveries w
-            WHERE w.incident_id = due.incident_id AND w.state NOT IN ('delivered', 'failed')
+            WHERE w.incident_id = due.incident_id AND w.{_PENDING}
               AND (w.event_at, w.stage, w.seq) > (due.event_at, due.stage, due.seq)
             ORDER BY w.event_at, w.stage, w.seq
             LIMIT $3
@@ -126,7 +128,7 @@ SELECT EXTRACT(EPOCH FROM min(h.next_attempt_at) - now())::float8 FROM ({_HEADS}
 
 # An attempt's own row is always finished; its delivery is marked only while the attempt still
 # holds it (attempts = $2, still pending): past its lease another worker may have claimed it.
-MARK_FAILED = """
+MARK_FAILED = f"""
 WITH finished AS (
     UPDATE webhook_attempts SET status_code = $3, error = $4, duration_ms = $5
     WHERE delivery_id = $1 AND attempt = $2
@@ -135,7 +137,7 @@ UPDATE webhook_deliveries
 SET state = CASE WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
     next_attempt_at = now() + make_interval(secs => $7),
     last_status_code = $3, last_error = $4
-WHERE id = $1 AND attempts = $2 AND state NOT IN ('delivered', 'failed')
+WHERE id = $1 AND attempts = $2 AND {_PENDING}
 RETURNING state
 """
 
@@ -145,7 +147,7 @@ RETURNING state
 # pending: the next event is the incident's earliest pending one but those this statement
 # delivers, claimed only if it is due (none skips it; the UPDATE re-checks that on the row it
 # locks, should another worker claim it first).
-DELIVERED_CLAIM_NEXT = """
+DELIVERED_CLAIM_NEXT = f"""
 WITH run AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[])
         AS u(id, attempt, status, duration)
@@ -156,12 +158,12 @@ WITH run AS (
     UPDATE webhook_deliveries d
     SET state = 'delivered', delivered_at = now(), last_status_code = r.status, last_error = NULL
     FROM run r
-    WHERE d.id = r.id AND d.attempts = r.attempt AND d.state NOT IN ('delivered', 'failed')
+    WHERE d.id = r.id AND d.attempts = r.attempt AND d.{_PENDING}
     RETURNING d.id, d.incident_id
 ), following AS (
     SELECT d.id FROM webhook_deliveries d
     WHERE $6 AND d.incident_id = (SELECT incident_id FROM delivered LIMIT 1)
-      AND d.state NOT IN ('delivered', 'failed') AND d.id NOT IN (SELECT id FROM delivered)
+      AND d.{_PENDING} AND d.id NOT IN (SELECT id FROM delivered)
     ORDER BY d.event_at, d.stage, d.seq
     LIMIT 1
 ), claimed AS (
@@ -169,8 +171,7 @@ WITH run AS (
     SET attempts = w.attempts + 1, last_attempt_at = now(),
         next_attempt_at = now() + make_interval(secs => $5)
     FROM following
-    WHERE w.id = following.id AND w.state NOT IN ('delivered', 'failed')
-      AND w.next_attempt_at <= now()
+    WHERE w.id = following.id AND w.{_PENDING} AND w.next_attempt_at <= now()
     RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
 ), logged AS (
     INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
@@ -181,7 +182,7 @@ FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
 
 # The events of a run after one that failed go back unattempted ($1 ids, $2 attempts): their
 # claim is undone, and they wait behind the failed one, due as soon as it is delivered.
-RELEASE = """
+RELEASE = f"""
 WITH run AS (
     SELECT * FROM unnest($1::text[], $2::int[]) AS u(id, attempt)
 ), unlogged AS (
@@ -192,7 +193,7 @@ UPDATE webhook_deliveries d
 SET attempts = d.attempts - 1, next_attempt_at = now(),
     last_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.last_attempt_at END
 FROM run r
-WHERE d.id = r.id AND d.attempts = r.attempt AND d.state NOT IN ('delivered', 'failed')
+WHERE d.id = r.id AND d.attempts = r.attempt AND d.{_PENDING}
 """
 
 # A row of a claimed delivery, as CLAIM_DUE returns it (an asyncpg record or a mapping).

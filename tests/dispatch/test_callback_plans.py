@@ -138,7 +138,7 @@ async def test_a_claim_reads_the_backlog_once_not_once_per_head(
 
 async def test_neither_delivered_nor_failed_is_pending(pg: asyncpg.Connection) -> None:
     # The statements say pending that way: a state added beside these three must be placed in
-    # their NOT IN lists (dispatch.callback_sender), or it would be taken for pending.
+    # dispatch.callback_sender._PENDING, or it would be taken for pending.
     check = await pg.fetchval(
         """SELECT pg_get_constraintdef(oid) FROM pg_constraint
            WHERE conrelid = 'webhook_deliveries'::regclass AND contype = 'c'

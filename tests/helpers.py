@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import inspect
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -107,6 +108,17 @@ async def rows_read(conn: asyncpg.Connection, table: str, name: str, args: str) 
             )
             read += per_loop * node["Actual Loops"]
     return read
+
+
+async def checked_states(conn: asyncpg.Connection, table: str) -> set[str]:
+    """The states `table`'s CHECK on its `state` column allows."""
+    check = await conn.fetchval(
+        """SELECT pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = $1::regclass AND contype = 'c'
+             AND pg_get_constraintdef(oid) LIKE '%(state = ANY%'""",
+        table,
+    )
+    return set(re.findall(r"'(\w+)'::text", check))
 
 
 async def held_members(redis: Any) -> list[str]:

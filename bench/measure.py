@@ -187,12 +187,15 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
     Redis and the whole machine (the load generator included), and what the hypervisor stole
     from the machine (the host's other guests: a figure to read the others with); PostgreSQL
     transactions in the bench's database (a statement outside a transaction counts as one) and
-    the WAL the server wrote (all its databases: the bench's alone are busy); Redis commands;
+    the WAL the server wrote and its transactions that wrote (transaction ids assigned: all its
+    databases, the bench's alone busy; unlike the statistics' count, which an idle backend
+    reports up to 10 s late, exact at once); Redis commands;
     the workers' system calls and wake-ups (`Gunicorn.switches`)."""
     conn = await asyncpg.connect(o.database_url)
     try:
         pg = await conn.fetchrow(
             "SELECT xact_commit + xact_rollback AS xacts, "
+            "pg_snapshot_xmax(pg_current_snapshot())::text::float8 AS next_xid, "
             "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes "
             "FROM pg_stat_database WHERE datname = current_database()"
         )
@@ -215,6 +218,7 @@ async def counters(t: Target, o: Options) -> dict[str, float]:
         "receiver_cpu_ms": t.receiver.cpu_seconds() * 1000 if t.receiver is not None else 0.0,
         "steal_ms": stolen_s * 1000,
         "pg_transactions": float(pg["xacts"]),
+        "pg_write_transactions": pg["next_xid"],
         "pg_wal_kib": pg["wal_bytes"] / 1024,
         "redis_commands": float(info["total_commands_processed"]),
         # The workers' messages: system calls that read and that wrote (a socket's send or

@@ -137,6 +137,7 @@ _COSTS = (
     ("receiver_cpu_ms", "of which the 120 center's callback receiver (ms)"),
     ("steal_ms", "CPU stolen by the hypervisor, whole machine (ms)"),
     ("pg_transactions", "PostgreSQL transactions"),
+    ("pg_write_transactions", "PostgreSQL transactions that wrote"),
     ("pg_wal_kib", "PostgreSQL WAL written (KiB)"),
     ("redis_commands", "Redis commands"),
     ("worker_writes", "workers' system calls that wrote"),

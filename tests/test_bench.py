@@ -82,6 +82,8 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
         assert target == "service" or cost["receiver_cpu_ms"] == 0, cost
         # Every alert commits at least its own INSERT and asks Redis at least once.
         assert cost["pg_transactions"] >= 1 and cost["redis_commands"] >= 1
+        # ... and that INSERT is a transaction that wrote: counted at once, exactly.
+        assert cost["pg_write_transactions"] >= 1, cost
         # ... whose commit PostgreSQL writes ahead.
         assert cost["pg_wal_kib"] > 0, cost
         # ... and writes at least its request to Redis and its response, so its worker made

@@ -71,14 +71,15 @@ def _output(args: list[str]) -> str:
     return done.stdout
 
 
-def summarise(plain: str, stats: str, database_oid: int, names: dict[int, str]) -> dict:
-    """Bytes and records by relation and by record type (plain output), and the whole's record
-    and full-page-image bytes (`--stats=record`)."""
+def summarise(
+    records: list[tuple[str, ...]], stats: str, database_oid: int, names: dict[int, str]
+) -> dict:
+    """Bytes and records by relation and by record type (`_RECORD`'s groups of each record of
+    the plain output), and the whole's record and full-page-image bytes (`--stats=record`)."""
     by_relation: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
-    records: Counter[str] = Counter()
-    for m in _RECORD.finditer(plain):
-        rmgr, total, desc, db_oid, node = m.groups()
+    counts: Counter[str] = Counter()
+    for rmgr, total, desc, db_oid, node in records:
         kind = f"{rmgr}/{desc}"
         if node is None:
             relation = "(no relation)"
@@ -88,7 +89,7 @@ def summarise(plain: str, stats: str, database_oid: int, names: dict[int, str]) 
             relation = names.get(int(node), f"relfilenode {node}")
         by_relation[relation] += int(total)
         by_type[kind] += int(total)
-        records[kind] += 1
+        counts[kind] += 1
     record_bytes = fpi_bytes = 0
     for line in stats.splitlines():
         if m := _STAT.match(line):
@@ -98,7 +99,7 @@ def summarise(plain: str, stats: str, database_oid: int, names: dict[int, str]) 
         "record_bytes": record_bytes,
         "fpi_bytes": fpi_bytes,
         "by_relation": dict(by_relation.most_common()),
-        "by_type": {k: {"bytes": v, "records": records[k]} for k, v in by_type.most_common()},
+        "by_type": {k: {"bytes": v, "records": counts[k]} for k, v in by_type.most_common()},
     }
 
 
@@ -119,12 +120,17 @@ def report(s: dict, per: int, top: int) -> None:
 
 async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
     database_url, _ = data.bench_urls(a.database, a.redis_db)
+    # Not connected while COMMAND runs: it may drop and create the database again (`bench`).
     conn = await asyncpg.connect(database_url)
     try:
         if a.checkpoint:
             await conn.execute("CHECKPOINT")
         start = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
-        code = await (await asyncio.create_subprocess_exec(*a.command)).wait()
+    finally:
+        await conn.close()
+    code = await (await asyncio.create_subprocess_exec(*a.command)).wait()
+    conn = await asyncpg.connect(database_url)
+    try:
         end = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
         version = int(await conn.fetchval("SHOW server_version_num")) // 10000
         directory = Path(await conn.fetchval("SHOW data_directory")) / "pg_wal"
@@ -136,7 +142,8 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         if start != end:
             plain = await asyncio.to_thread(_output, dump)
             stats = await asyncio.to_thread(_output, [*dump, "--stats=record"])
-        nodes = {int(n) for n in re.findall(r"blkref #0: rel \d+/\d+/(\d+)", plain)}
+        records = [m.groups() for m in _RECORD.finditer(plain)]
+        nodes = {int(r[4]) for r in records if r[4] is not None and int(r[3]) == database_oid}
         names = {
             r["relfilenode"]: r["relname"]
             for r in await conn.fetch(
@@ -147,7 +154,7 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
         }
     finally:
         await conn.close()
-    s = summarise(plain, stats, database_oid, names)
+    s = summarise(records, stats, database_oid, names)
     report(s, a.per, a.top)
     _write(out, {"command": a.command, "exit": code, "start": start, "end": end, "per": a.per, **s})
     if code:

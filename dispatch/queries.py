@@ -9,11 +9,11 @@ from rescue.bus.constants import NOTIFY_CHANNEL
 def _entries_and_events(
     *, source: str, incident: str, at: str, entries: int, events: int, lease: int
 ) -> str:
-    """The `entries` and `events` CTEs of a statement that stores an incident's step whole
-    (INSERT_ALERT, ESCALATE_WAVE), once per row of `source`: the timeline entries ($entries:
-    jsonb [{type, actor, data}]) and the outbox events ($events..$events+4, as
-    rescue.bus.outbox.outbox_rows gives them), each in the given order, the events claimed for
-    the lease ($lease: an interval; NULL claims nothing, see _notified)."""
+    """The `entries`, `events` and `pending` CTEs of a statement that stores an incident's
+    step whole (INSERT_ALERT, ESCALATE_WAVE), once per row of `source`: the timeline entries
+    ($entries: jsonb [{type, actor, data}]) and the outbox events ($events..$events+4, as
+    rescue.bus.outbox.outbox_rows gives them), each in the given order, unpublished, with the
+    lease ($lease: an interval; NULL claims nothing, see _notified) on publishing them."""
     e = events
     return f"""entries AS (
     INSERT INTO timeline (incident_id, at, type, actor, data)
@@ -25,13 +25,17 @@ def _entries_and_events(
     RETURNING id
 ),
 events AS (
-    INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until)
-    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at, now() + ${lease}::interval
+    INSERT INTO outbox (event_id, type, key, data, occurred_at)
+    SELECT u.event_id, u.type, u.key, u.data::jsonb, u.occurred_at
     FROM {source} CROSS JOIN unnest(${e}::text[], ${e + 1}::text[], ${e + 2}::text[],
         ${e + 3}::text[], ${e + 4}::timestamptz[])
         WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
     ORDER BY u.n
     RETURNING id
+),
+pending AS (
+    INSERT INTO outbox_pending (id, claimed_until)
+    SELECT id, now() + ${lease}::interval FROM events
 )"""
 
 

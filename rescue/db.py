@@ -152,9 +152,10 @@ async def autovacuum_on(conn: asyncpg.Connection) -> bool:
 async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
     """Log a warning if the server's autovacuum is off; whether it is.
 
-    The service's work queues (pending callbacks, unpublished events, open offers, incidents due
-    to escalate) are found through small partial indexes that every update leaves a dead entry
-    in; migration 009 has autovacuum clear them after 1 % of changes. Without autovacuum they
+    The service's work queues (pending callbacks, open offers, incidents due to escalate) are
+    found through small partial indexes that every update leaves a dead entry in, and the
+    unpublished events are a table of rows deleted once published; migrations 009 and 012 have
+    autovacuum clear them after 1 % of changes. Without autovacuum they
     only grow, and every claim slows down with them (BENCHMARKS.md, session 7).
     """
     if await autovacuum_on(conn):

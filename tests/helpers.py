@@ -22,6 +22,11 @@ from tests.conftest import ADMIN
 T = TypeVar("T")
 
 
+# A condition on a row of `outbox` (the table named so): its event is published, that is has
+# no pending row left (migration 012).
+PUBLISHED = "NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id)"
+
+
 async def wait_until(
     condition: Callable[[], Any],
     *,

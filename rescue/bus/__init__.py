@@ -1,17 +1,20 @@
 """The event bus: a transactional outbox in PostgreSQL relayed onto a Redis Stream.
 
 Producing: `await emit(conn, type=..., data=..., key=...)` inside the caller's transaction. It
-writes an `outbox` row and a NOTIFY in one statement and never touches Redis, so an incident
-commits while Redis is down; a rolled-back transaction leaves no event.
+writes an `outbox` row, its `outbox_pending` row (the event is unpublished while it has one) and
+a NOTIFY in one statement and never touches Redis, so an incident commits while Redis is down;
+a rolled-back transaction leaves no event. The event's row is never updated.
 
 Relaying: one relay wakes on the NOTIFY at commit (the holder of a session advisory lock on its
 LISTEN connection; another takes it over when that connection ends) and every relay polls every
-`poll_interval_s` as a fallback; a relay claims unpublished rows for a lease (one UPDATE ... FOR
-UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once), XADDs them in id order in one
-MULTI/EXEC (approximate MAXLEN), and stamps `published_at` in the statement of its next claim
-(a relay that dies in between leaves its claim to expire, and the rows are published again).
-A producer may instead claim its rows in its own statement (`claimed_until` = now() +
-`bus.claim_lease`, no NOTIFY) and hand them to `bus.publish_committed(outbox_rows(events), ids)`
+`poll_interval_s` as a fallback; a relay claims unpublished events for a lease (one UPDATE of
+their pending rows ... FOR UPDATE SKIP LOCKED ... RETURNING, safe in every worker at once),
+XADDs them in id order in one MULTI/EXEC (approximate MAXLEN), and stamps them published
+(deletes their pending rows) in the statement of its next claim (a relay that dies in between
+leaves its claim to expire, and the events are published again).
+A producer may instead claim its events in its own statement (pending rows with
+`claimed_until` = now() + `bus.claim_lease`, no NOTIFY) and hand them to
+`bus.publish_committed(outbox_rows(events), ids)`
 after the commit: its worker XADDs them at once, without a relay's claim, and its relay stamps
 them; if the XADD fails the claim is given back, if the worker dies the lease runs out, and a
 relay publishes them as any other row (dispatch's alert statement does this). Such a producer

@@ -36,6 +36,8 @@ WITH e AS (
         WITH ORDINALITY AS u(event_id, type, key, data, occurred_at, n)
     ORDER BY u.n
     RETURNING id
+), pending AS (
+    INSERT INTO outbox_pending (id) SELECT id FROM e
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM e LIMIT 1) AS one
 """

@@ -11,6 +11,8 @@ WITH e AS (
     INSERT INTO outbox (event_id, type, key, data, occurred_at)
     VALUES ($1, $2, $3, $4::text::jsonb, $5)
     RETURNING id
+), pending AS (
+    INSERT INTO outbox_pending (id) SELECT id FROM e
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM e
 """
@@ -54,42 +56,48 @@ GROUP_NAMES = "SELECT name FROM bus_groups ORDER BY name"
 
 _COLUMNS = "id, event_id, type, key, data::text AS data, occurred_at"
 
-# Several relays (one per worker) drain concurrently: each claims, for $2, the unpublished rows
-# nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same instant),
-# and in the same statement stamps $3, the rows it published since its last claim (their
-# claim is still live, so the claim cannot take them again). RETURNING is in no particular
-# order: the relay sorts by id.
+# An event is unpublished while it has a row in outbox_pending (migration 012): publishing it
+# deletes that row, and a lease on publishing it is that row's claimed_until. The event's own
+# row is written once and never updated.
+#
+# Several relays (one per worker) drain concurrently: each claims, for $2, the unpublished
+# events nobody holds a live claim on (SKIP LOCKED settles two relays claiming at the same
+# instant), and in the same statement stamps $3, the events it published since its last claim
+# (their claim is still live, so the claim cannot take them again). RETURNING is in no
+# particular order: the relay sorts by id. The events are read by their ids, as an array
+# computed once: a join to the outbox could be planned as a pass over all of it when stale
+# statistics promise a large claim (a generic plan expects a tenth of the pending rows).
 CLAIM_UNPUBLISHED = f"""
 WITH stamped AS (
-    UPDATE outbox SET published_at = now() WHERE id = ANY($3::bigint[])
+    DELETE FROM outbox_pending WHERE id = ANY($3::bigint[])
+), claimed AS (
+    UPDATE outbox_pending p SET claimed_until = now() + $2::interval
+    FROM (
+        SELECT id FROM outbox_pending
+        WHERE (claimed_until IS NULL OR claimed_until < now()) AND id <> ALL($3::bigint[])
+        ORDER BY id
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE p.id = c.id AND {_LAZY}
+    RETURNING p.id
 )
-UPDATE outbox o SET claimed_until = now() + $2::interval
-FROM (
-    SELECT id FROM outbox
-    WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-      AND id <> ALL($3::bigint[])
-    ORDER BY id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-) c
-WHERE o.id = c.id AND {_LAZY}
-RETURNING o.id, o.event_id, o.type, o.key, o.data::text AS data, o.occurred_at
+SELECT {_COLUMNS} FROM outbox WHERE id = ANY (ARRAY(SELECT id FROM claimed))
 """
 
-# A claim given back (the XADD failed): the next pass may publish the rows at once.
-RELEASE_CLAIM = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
+# A claim given back (the XADD failed): the next pass may publish the events at once.
+RELEASE_CLAIM = "UPDATE outbox_pending SET claimed_until = NULL WHERE id = ANY($1::bigint[])"
 
-MARK_PUBLISHED = f"UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND {_LAZY}"
+MARK_PUBLISHED = f"DELETE FROM outbox_pending WHERE id = ANY($1::bigint[]) AND {_LAZY}"
 
-# The replay holds the rows it marks until it commits, after its last batch: waiting for a row
-# another relay holds (its claim or its stamp, which may be waiting for the replay's rows)
-# could deadlock them. It passes over those rows instead: they are that relay's to publish or
-# stamp (published twice at worst, which delivery at least once allows).
+# The replay holds the pending rows it deletes until it commits, after its last batch: waiting
+# for a row another relay holds (its claim or its stamp, which may be waiting for the replay's
+# rows) could deadlock them. It passes over those rows instead: they are that relay's to
+# publish or stamp (published twice at worst, which delivery at least once allows).
 MARK_REPLAYED = """
-UPDATE outbox SET published_at = now()
+DELETE FROM outbox_pending
 WHERE id IN (
-    SELECT id FROM outbox
-    WHERE id = ANY($1::bigint[]) AND published_at IS NULL
+    SELECT id FROM outbox_pending WHERE id = ANY($1::bigint[])
     FOR UPDATE SKIP LOCKED)
 """
 
@@ -120,12 +128,12 @@ ORDER BY o.id
 LIMIT $3
 """
 
-# Published rows past the retention window that no group owes, or past the purge horizon.
+# Published events past the retention window that no group owes, or past the purge horizon.
 DELETE_OLD_OUTBOX = f"""
 DELETE FROM outbox
 WHERE id IN (
     SELECT o.id FROM outbox o
-    WHERE o.published_at IS NOT NULL
+    WHERE NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)
       AND o.created_at < now() - $1::interval
       AND (o.created_at < now() - $2::interval OR NOT {_OWED})
     LIMIT $3)

@@ -35,7 +35,7 @@ from tests.dispatch.support import (
     responders,
     volunteer,
 )
-from tests.helpers import wait_until
+from tests.helpers import PUBLISHED, wait_until
 
 MODEL = TravelModel()
 
@@ -207,7 +207,7 @@ async def test_a_waves_events_are_published_by_the_worker_that_ran_it(
     await wait_until(
         lambda: bus.stats.published_by_producer - before >= 2, what="published by the producer"
     )
-    stamped = "SELECT bool_and(published_at IS NOT NULL) FROM outbox WHERE key = $1"
+    stamped = f"SELECT bool_and({PUBLISHED}) FROM outbox WHERE key = $1"
     await wait_until(lambda: pg.fetchval(stamped, plan["incident_id"]), what="stamped")
     on_stream = [fields["id"] for _, fields in await redis.xrange(bus.stream)]
     wave_ids = {r["event_id"] for r in rows}

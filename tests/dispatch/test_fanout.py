@@ -20,7 +20,7 @@ from rescue.bus import Event, bus_ctx, install_bus
 from rescue.settings import Settings
 from rescue.typedefs import aed_index_key, bus_key, dispatch_key
 from tests.dispatch.support import PATIENT, aed, center, offset, raise_alert, volunteer
-from tests.helpers import wait_until
+from tests.helpers import PUBLISHED, wait_until
 
 Wired = Callable[[], Awaitable[TestClient]]
 
@@ -182,7 +182,7 @@ async def test_an_alerts_events_are_published_by_the_worker_that_stored_it(
     await wait_until(
         lambda: bus.stats.published_by_producer - before == 2, what="published by the producer"
     )
-    stamped = "SELECT bool_and(published_at IS NOT NULL) FROM outbox WHERE key = $1"
+    stamped = f"SELECT bool_and({PUBLISHED}) FROM outbox WHERE key = $1"
     await wait_until(lambda: pg.fetchval(stamped, plan["incident_id"]), what="stamped")
     on_stream = [fields["id"] for _, fields in await redis.xrange(bus.stream)]
     assert sorted(i for i in on_stream if i in {r["event_id"] for r in rows}) == sorted(

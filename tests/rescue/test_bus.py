@@ -17,6 +17,7 @@ from rescue.bus import Bus, Event, HandlerContext, emit, mark_processed, process
 from rescue.bus import relay as relay_module
 from rescue.bus.outbox import emit_many, new_event, outbox_rows
 from rescue.bus.queries import CLAIM_UNPUBLISHED
+from tests.helpers import PUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
@@ -32,12 +33,18 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Event, HandlerContext]] = []
+        self.handled_at: dict[str, datetime] = {}
 
     async def __call__(self, event: Event, ctx: HandlerContext) -> None:
         self.calls.append((event, ctx))
+        self.handled_at.setdefault(event.id, datetime.now(UTC))
 
     def ids(self) -> list[str]:
         return [event.id for event, _ in self.calls]
+
+
+# Each event row's place and the transaction that wrote it: an update would change both.
+ROW_VERSIONS = "SELECT id, ctid::text, xmin::text FROM outbox ORDER BY id"
 
 
 async def pending(redis: Redis, bus: Bus, group: str) -> int:
@@ -61,9 +68,10 @@ async def test_committed_event_reaches_consumer(make_bus: MakeBus, pg: asyncpg.C
     assert (ctx.attempt, ctx.group, ctx.consumer) == (1, "phones", bus.consumer_name)
     await wait_until(lambda: processed(pg, group="phones", event_id=sent.id), what="record")
     # The consumer may see the entry before the relay's commit stamps it.
-    await wait_until(
-        lambda: pg.fetchval("SELECT published_at IS NOT NULL FROM outbox"), what="stamp"
-    )
+    written = await pg.fetch(ROW_VERSIONS)
+    await wait_until(lambda: pg.fetchval(f"SELECT {PUBLISHED} FROM outbox"), what="stamp")
+    # Claimed and stamped without a new version of the event's row (migration 012).
+    assert await pg.fetch(ROW_VERSIONS) == written
     data = await pg.fetchval("SELECT data::text FROM outbox")
     assert json.loads(data) == {"offer": "off_1", "n": [1, 2]}
 
@@ -352,12 +360,15 @@ async def test_a_dead_relays_claim_expires_and_the_rows_are_published(
         claimed = await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1), [])
     assert [r["event_id"] for r in claimed] == [sent.id]
     assert await pg.fetch(CLAIM_UNPUBLISHED, 100, timedelta(seconds=1), []) == []  # held
-    lease_end = await pg.fetchval("SELECT claimed_until FROM outbox WHERE event_id = $1", sent.id)
+    lease_end = await pg.fetchval(
+        "SELECT claimed_until FROM outbox_pending WHERE id = $1", claimed[0]["id"]
+    )
     await wait_until(lambda: sent.id in got.ids(), what="published after the lease", timeout=5)
-    stamped = "SELECT published_at FROM outbox WHERE event_id = $1"
+    # Published by the live relay only once the dead relay's lease was over (one clock: the
+    # server's and the handler's are this machine's).
+    assert got.handled_at[sent.id] >= lease_end
+    stamped = f"SELECT {PUBLISHED} FROM outbox WHERE event_id = $1"
     await wait_until(lambda: pg.fetchval(stamped, sent.id), what="stamped published")
-    # Published by the live relay only once the dead relay's lease was over.
-    assert await pg.fetchval(stamped, sent.id) >= lease_end
 
 
 async def test_a_pass_stamps_the_last_one_with_its_claim(
@@ -376,17 +387,17 @@ async def test_a_pass_stamps_the_last_one_with_its_claim(
     await wait_until(lambda: bus.stats.relay_passes > passes, what="a pass while listening")
     first = await emit_committed(pg, type="offer.created", data={"n": 1})
     await wait_until(lambda: first.id in got.ids(), what="first delivered")
-    stamp = "SELECT published_at FROM outbox WHERE event_id = $1"
-    assert await pg.fetchval(stamp, first.id) is None  # deferred to the next claim
+    stamped = f"SELECT {PUBLISHED} FROM outbox WHERE event_id = $1"
+    assert not await pg.fetchval(stamped, first.id)  # deferred to the next claim
     second = await emit_committed(pg, type="offer.created", data={"n": 2})
     await wait_until(lambda: second.id in got.ids(), what="second delivered")
-    await wait_until(lambda: pg.fetchval(stamp, first.id), what="first stamped")
-    claimed = await pg.fetchval("SELECT claimed_until FROM outbox WHERE event_id = $1", second.id)
-    # The same statement (one now()) claimed the second and stamped the first.
-    assert await pg.fetchval(stamp, first.id) == claimed - relay_module.CLAIM_LEASE
-    assert await pg.fetchval(stamp, second.id) is None
+    # Nothing else stamps within the minute (STAMP_DELAY_S, poll_interval_s): the claim of
+    # the second, which holds it still, stamped the first.
+    await wait_until(lambda: pg.fetchval(stamped, first.id), what="first stamped")
+    claimed = "SELECT claimed_until > now() FROM outbox_pending p JOIN outbox o USING (id) "
+    assert await pg.fetchval(claimed + "WHERE o.event_id = $1", second.id)
     await bus.stop()
-    assert await pg.fetchval(stamp, second.id) is not None
+    assert await pg.fetchval(stamped, second.id)
 
 
 async def test_one_relay_listens_and_another_takes_over_when_it_stops(
@@ -416,8 +427,10 @@ async def claimed_by_producer(
     (dispatch's INSERT_ALERT); no NOTIFY. Their ids."""
     return [
         await pg.fetchval(
-            "INSERT INTO outbox (event_id, type, key, data, occurred_at, claimed_until) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5, now() + $6::interval) RETURNING id",
+            "WITH e AS (INSERT INTO outbox (event_id, type, key, data, occurred_at) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id), "
+            "p AS (INSERT INTO outbox_pending (id, claimed_until) "
+            "SELECT id, now() + $6::interval FROM e) SELECT id FROM e",
             e.id,
             e.type,
             e.key,
@@ -440,13 +453,15 @@ async def test_a_producer_publishes_the_rows_its_commit_claimed(
     await wait_until(lambda: first_pass_done(redis, bus), what="first pass")
     sent = [new_event(type="offer.created", data={"n": n}, key="inc_1") for n in range(3)]
     ids = await claimed_by_producer(pg, sent, bus.claim_lease)
+    written = await pg.fetch(ROW_VERSIONS)
     assert bus.publishing
     bus.publish_committed(outbox_rows(sent), ids)
     await wait_until(lambda: len(got.calls) == 3, what="delivered")
     assert [event for event, _ in got.calls] == sent  # in order, data and time intact
     assert bus.stats.published_by_producer == 3
-    stamped = "SELECT count(*) = $1 FROM outbox WHERE published_at IS NOT NULL"
+    stamped = f"SELECT count(*) = $1 FROM outbox WHERE {PUBLISHED}"
     await wait_until(lambda: pg.fetchval(stamped, 3), what="stamped by the relay")
+    assert await pg.fetch(ROW_VERSIONS) == written  # the event rows were never updated
     assert await redis.xlen(bus.stream) == 3  # published once: no relay claimed them too
 
 
@@ -495,15 +510,13 @@ async def test_a_producer_publication_that_fails_gives_the_claim_back(
     sent = [new_event(type="offer.created", data={"n": n}) for n in range(2)]
     ids = await claimed_by_producer(pg, sent, timedelta(minutes=10))
     bus.publish_committed(outbox_rows(sent), ids)
-    released = (
-        "SELECT count(*) = 2 FROM outbox WHERE claimed_until IS NULL AND published_at IS NULL"
-    )
+    released = "SELECT count(*) = 2 FROM outbox_pending WHERE claimed_until IS NULL"
     await wait_until(lambda: pg.fetchval(released), what="claim given back")
     assert bus.stats.published_by_producer == 0
     await redis.delete(bus.stream)
     # The relay publishes them as any unclaimed row, well before the 10 minutes.
     await wait_until(lambda: redis.exists(bus.stream), what="relay published")
-    stamped = "SELECT count(*) = 2 FROM outbox WHERE published_at IS NOT NULL"
+    stamped = f"SELECT count(*) = 2 FROM outbox WHERE {PUBLISHED}"
     await wait_until(lambda: pg.fetchval(stamped), what="stamped")
     entries = await redis.xrange(bus.stream)
     assert sorted(fields["id"] for _, fields in entries) == sorted(e.id for e in sent)

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from rescue.bus import BatchContext, Bus, Event, HandlerContext, mark_processed
 from rescue.bus.outbox import emit_many, new_event
 from rescue.foreground import Foreground
+from tests.helpers import PUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
@@ -48,7 +49,7 @@ async def _queue_batch(
     await wait_until(handler.holding.is_set, what="gate held")
     async with pg.transaction():
         await emit_many(pg, events)
-    published = f"SELECT count(*) = {len(events) + 1} FROM outbox WHERE published_at IS NOT NULL"
+    published = f"SELECT count(*) = {len(events) + 1} FROM outbox WHERE {PUBLISHED}"
     await wait_until(lambda: pg.fetchval(published), what="all published")
     handler.gate.set()
 
@@ -324,7 +325,7 @@ async def test_a_read_waits_for_the_workers_alerts_in_flight(
     with foreground.busy():
         # Held by the alert in flight (its bound is far away)...
         await emit_committed(pg, type="offer.created", data={})
-        published = "SELECT count(*) = 1 FROM outbox WHERE published_at IS NOT NULL"
+        published = f"SELECT count(*) = 1 FROM outbox WHERE {PUBLISHED}"
         await wait_until(lambda: pg.fetchval(published), what="published")
         done, _ = await asyncio.wait({asyncio.create_task(handled.wait())}, timeout=0.2)
         assert not done

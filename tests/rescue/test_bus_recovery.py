@@ -29,6 +29,7 @@ from rescue.bus import (
 from rescue.metrics import Metrics
 from rescue.settings import Settings
 from rescue.typedefs import background_key, bus_key, db_key, metrics_key, settings_key
+from tests.helpers import PUBLISHED
 from tests.rescue.bus_support import (
     MakeBus,
     bus_pool_fixture,  # noqa: F401 (a fixture)
@@ -276,20 +277,21 @@ async def test_replay_passes_over_a_row_another_relay_holds(
     bus.subscribe("phones", handler)
     async with bus_pool.acquire() as holder, holder.transaction():
         # Another relay's claim or stamp of this unpublished row, not yet committed.
-        await holder.execute("SELECT 1 FROM outbox WHERE event_id = $1 FOR UPDATE", held.id)
+        await holder.execute(
+            "SELECT 1 FROM outbox_pending p JOIN outbox o USING (id) WHERE o.event_id = $1 "
+            "FOR UPDATE OF p",
+            held.id,
+        )
         await bus.start()
         # The first start finds no epoch marker: the replay publishes both rows and finishes
         # with the lock still held, marking the row it could mark.
         await wait_until(lambda: bus.stats.replays == 1, what="the replay, past the lock")
         await wait_until(lambda: sorted(calls) == sorted([held.id, other.id]), what="both")
-        published = dict(await pg.fetch("SELECT event_id, published_at FROM outbox"))
-        assert published[other.id] is not None
-        assert published[held.id] is None
+        published = dict(await pg.fetch(f"SELECT event_id, {PUBLISHED} FROM outbox"))
+        assert published == {other.id: True, held.id: False}
     # Once the lock is gone the relay publishes the row it passed over, and it is marked.
     await wait_until(
-        lambda: pg.fetchval(
-            "SELECT published_at IS NOT NULL FROM outbox WHERE event_id = $1", held.id
-        ),
+        lambda: pg.fetchval(f"SELECT {PUBLISHED} FROM outbox WHERE event_id = $1", held.id),
         what="the row passed over, published once free",
     )
     assert bus.stats.replayed == 2
@@ -327,7 +329,7 @@ async def test_unpublished_events_wait_for_redis_and_the_bus_survives(
     finally:
         await dead_redis.aclose()
     assert calls == []
-    assert await pg.fetchval("SELECT published_at FROM outbox") is None
+    assert not await pg.fetchval(f"SELECT {PUBLISHED} FROM outbox")
 
     up = make_bus()
     up.subscribe("phones", handler)
@@ -368,9 +370,9 @@ async def test_cleanup_deletes_old_rows_no_group_owes(
     }
     for name, (type_, age, published, groups) in rows.items():
         await pg.execute(
-            "INSERT INTO outbox (event_id, type, data, occurred_at, created_at, published_at)"
-            " VALUES ($1, $2, '{}', now(), now() - $3::text::interval,"
-            " CASE WHEN $4 THEN now() END)",
+            "WITH e AS (INSERT INTO outbox (event_id, type, data, occurred_at, created_at)"
+            " VALUES ($1, $2, '{}', now(), now() - $3::text::interval) RETURNING id)"
+            " INSERT INTO outbox_pending (id) SELECT id FROM e WHERE NOT $4",
             name,
             type_,
             age,

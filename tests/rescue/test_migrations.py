@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from rescue import db
 from tests.helpers import insert_volunteer
 
-QUEUE_TABLES = ("incidents", "offers", "outbox", "webhook_deliveries")
+QUEUE_TABLES = ("incidents", "offers", "outbox_pending", "webhook_deliveries")
 
 
 async def test_the_work_queues_are_vacuumed_after_a_fixed_share_of_changes(
@@ -60,3 +61,43 @@ async def test_a_volunteer_is_never_renumbered(pg: asyncpg.Connection) -> None:
     # Anything else about them changes as before, the id written back unchanged included.
     await pg.execute("UPDATE volunteers SET id = id, status = 'suspended' WHERE id = $1", kept)
     assert await pg.fetchval("SELECT status FROM volunteers WHERE id = $1", kept) == "suspended"
+
+
+async def test_events_unpublished_before_012_stay_unpublished_with_their_lease(
+    pg: asyncpg.Connection,
+) -> None:
+    """Migration 012 moves the unpublished mark and the relay's lease off the event rows: an
+    event unpublished before it (claimed or free) is pending after it, with its lease; a
+    published one is not. Run on the migrations before it in a schema of its own, rolled back."""
+    files = db.migration_files()
+    transaction = pg.transaction()
+    await transaction.start()
+    try:
+        await pg.execute("CREATE SCHEMA m012; SET LOCAL search_path TO m012")
+        for number, _, sql in files:
+            if number < 12:
+                await pg.execute(sql)
+        await pg.execute(
+            "INSERT INTO outbox (event_id, type, data, occurred_at, published_at, claimed_until)"
+            " VALUES ('published', 't', '{}', now(), now(), now() - interval '1 minute'),"
+            " ('free', 't', '{}', now(), NULL, NULL),"
+            " ('claimed', 't', '{}', now(), NULL, '2030-01-01T00:00:00Z')"
+        )
+        [migration] = [sql for number, _, sql in files if number == 12]
+        await pg.execute(migration)
+        pending = await pg.fetch(
+            "SELECT o.event_id, p.claimed_until AS lease"
+            " FROM outbox_pending p JOIN outbox o USING (id) ORDER BY o.event_id"
+        )
+        assert [tuple(r) for r in pending] == [
+            ("claimed", datetime(2030, 1, 1, tzinfo=UTC)),
+            ("free", None),
+        ]
+        assert await pg.fetchval("SELECT count(*) FROM outbox") == 3
+        columns = await pg.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'm012' AND table_name = 'outbox'"
+        )
+        assert {"published_at", "claimed_until"}.isdisjoint(r["column_name"] for r in columns)
+    finally:
+        await transaction.rollback()

@@ -155,8 +155,8 @@ async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
     The service's work queues (pending callbacks, open offers, incidents due to escalate) are
     found through small partial indexes that every update leaves a dead entry in, and the
     unpublished events are a table of rows deleted once published; migrations 009 and 012 have
-    autovacuum clear them after 1 % of changes. Without autovacuum they
-    only grow, and every claim slows down with them (BENCHMARKS.md, session 7).
+    autovacuum clear them after 1 % of changes. Without autovacuum they only grow, and every
+    claim slows down with them (BENCHMARKS.md, session 7).
     """
     if await autovacuum_on(conn):
         return False

@@ -14,13 +14,13 @@ XADDs them in id order in one MULTI/EXEC (approximate MAXLEN), and stamps them p
 leaves its claim to expire, and the events are published again).
 A producer may instead claim its events in its own statement (pending rows with
 `claimed_until` = now() + `bus.claim_lease`, no NOTIFY) and hand them to
-`bus.publish_committed(outbox_rows(events), ids)`
-after the commit: its worker XADDs them at once, without a relay's claim, and its relay stamps
-them; if the XADD fails the claim is given back, if the worker dies the lease runs out, and a
-relay publishes them as any other row (dispatch's alert statement does this). Such a producer
-may also name the groups whose work on the events its commit did (`done=`): their entries say
-so, and those groups record and ack them without calling the handler; a relay's publication of
-the same rows says nothing, so the handler runs and must find its work done (idempotent).
+`bus.publish_committed(outbox_rows(events), ids)` after the commit: its worker XADDs them at
+once, without a relay's claim, and its relay stamps them; if the XADD fails the claim is given
+back, if the worker dies the lease runs out, and a relay publishes them as any other row
+(dispatch's alert statement does this). Such a producer may also name the groups whose work on
+the events its commit did (`done=`): their entries say so, and those groups record and ack them
+without calling the handler; a relay's publication of the same rows says nothing, so the
+handler runs and must find its work done (idempotent).
 Redis keeps a marker key (`<stream>:epoch`); when it is missing (Redis restarted empty, FLUSHDB)
 one relay (advisory lock) recreates every known group (`bus_groups`) at '0' and re-publishes
 the events of the retention window (24 h) that a group taking their type has not recorded in

@@ -7,7 +7,9 @@
 -- every ten minutes. A B-tree entry was written for every event (about 5.4 per alert) and for
 -- every group's record of one (about 10.5 per alert); a BRIN index is written when a vacuum
 -- summarises the ranges filled since the last (autovacuum runs on inserts too). The ranges
--- filled since are read whole by the clean-up: the newest rows, which it keeps anyway.
+-- filled since are read whole by the clean-up: the newest rows, which it keeps anyway. Space
+-- the clean-up frees is filled again by new rows, which widens those ranges' spans: the
+-- clean-up then reads more of the table, never a wrong row.
 -- (Not autosummarize: on a server without autovacuum its requests are never served and, once
 -- their queue is full, each is logged.)
 DROP INDEX outbox_created_at_idx;

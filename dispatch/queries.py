@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dispatch.callback_sender import CHANNEL as CALLBACKS_CHANNEL
 from rescue.bus.constants import NOTIFY_CHANNEL
+from rescue.bus.queries import pending_rows
 
 
 def _entries_and_events(
@@ -34,8 +35,7 @@ events AS (
     RETURNING id
 ),
 pending AS (
-    INSERT INTO outbox_pending (id, claimed_until)
-    SELECT id, now() + ${lease}::interval FROM events
+    {pending_rows("events", lease=f"now() + ${lease}::interval")}
 )"""
 
 

@@ -93,6 +93,11 @@ async def insert_volunteer(
     return vid, token
 
 
+# Both ways PostgreSQL may plan a prepared statement: a plan-count test runs under each
+# (asyncpg's statements go generic after five executions when that looks no worse).
+PLAN_MODES = ("force_generic_plan", "force_custom_plan")
+
+
 async def rows_read(conn: asyncpg.Connection, table: str, name: str, args: str) -> int:
     """Rows of `table` the prepared statement `name` read when executed with `args` (an SQL
     argument list): returned or filtered out by each scan of it, in every loop. A count of a

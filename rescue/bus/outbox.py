@@ -37,7 +37,7 @@ WITH e AS (
     ORDER BY u.n
     RETURNING id
 ), pending AS (
-    INSERT INTO outbox_pending (id) SELECT id FROM e
+    {queries.pending_rows("e")}
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM e LIMIT 1) AS one
 """

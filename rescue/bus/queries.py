@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from rescue.bus.constants import NOTIFY_CHANNEL
 
+
+def pending_rows(events: str, lease: str = "NULL") -> str:
+    """The insert that leaves the events just written (the `id`s of the CTE `events`)
+    unpublished, as every statement writing to the outbox must (migration 012): their
+    outbox_pending rows, with `lease` (SQL: NULL leaves them to the relays)."""
+    return f"INSERT INTO outbox_pending (id, claimed_until) SELECT id, {lease} FROM {events}"
+
+
 # One statement, so the row and the wake-up commit together even outside a transaction;
 # the data travels as text so the caller's connection needs no JSON codec.
 EMIT = f"""
@@ -12,7 +20,7 @@ WITH e AS (
     VALUES ($1, $2, $3, $4::text::jsonb, $5)
     RETURNING id
 ), pending AS (
-    INSERT INTO outbox_pending (id) SELECT id FROM e
+    {pending_rows("e")}
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM e
 """

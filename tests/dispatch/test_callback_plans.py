@@ -23,7 +23,7 @@ from dispatch.callback_sender import (
     RELEASE,
     RUN_MAX,
 )
-from tests.helpers import checked_states, rows_read
+from tests.helpers import PLAN_MODES, checked_states, rows_read
 
 TABLE = "webhook_deliveries"
 CENTER = "ctr_plans"
@@ -57,7 +57,7 @@ async def deliveries(
     )
 
 
-@pytest.fixture(params=["force_generic_plan", "force_custom_plan"])
+@pytest.fixture(params=PLAN_MODES)
 async def stale(request: pytest.FixtureRequest, pg: asyncpg.Connection) -> asyncpg.Connection:
     """The test database with a delivered history, analysed while nothing was pending."""
     await pg.execute(

@@ -20,7 +20,7 @@ from dispatch.queries import (
     END_INCIDENT,
     WITHDRAW_OTHER_OFFERS,
 )
-from tests.helpers import checked_states, insert_volunteer, rows_read
+from tests.helpers import PLAN_MODES, checked_states, insert_volunteer, rows_read
 
 TABLE = "offers"
 CENTER = "ctr_offerplans"
@@ -51,7 +51,7 @@ async def offers(conn: asyncpg.Connection, tag: str, count: int, *, state: str) 
     await conn.execute(_OFFERS, tag, state, expires_in, count)
 
 
-@pytest.fixture(params=["force_generic_plan", "force_custom_plan"])
+@pytest.fixture(params=PLAN_MODES)
 async def stale(request: pytest.FixtureRequest, pg: asyncpg.Connection) -> asyncpg.Connection:
     """Offers analysed while none was open; then many open, in incidents of their own."""
     await pg.execute(

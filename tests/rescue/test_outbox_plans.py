@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from rescue.bus.queries import CLAIM_UNPUBLISHED
-from tests.helpers import rows_read
+from tests.helpers import PLAN_MODES, rows_read
 
 BACKLOG = 3000  # pending when analysed
 LEFT = 5  # still pending at the claim
@@ -32,7 +32,7 @@ INSERT INTO outbox_pending (id) SELECT id FROM e
 """
 
 
-@pytest.fixture(params=["force_generic_plan", "force_custom_plan"])
+@pytest.fixture(params=PLAN_MODES)
 async def stale(request: pytest.FixtureRequest, pg: asyncpg.Connection) -> asyncpg.Connection:
     await pg.execute(_EVENTS, "backlog", BACKLOG)
     await pg.execute("ANALYZE outbox, outbox_pending")

@@ -120,9 +120,7 @@ WITH center AS (
     FROM past p
 ), deliveries AS (
     INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, stage, incident_id,
-                                    center_id, url, payload, state, attempts,
-                                    next_attempt_at, last_attempt_at, last_status_code,
-                                    delivered_at, created_at)
+                                    center_id, url, payload, created_at)
     SELECT 'whd_00' || lpad((p.g * 6 + k)::text, 24, '0'),
            'evt_00' || lpad((p.g * 6 + k)::text, 24, '0'),
            CASE WHEN k = 0 THEN 'incident.created' ELSE 'offer.created' END, p.at,
@@ -130,12 +128,12 @@ WITH center AS (
            'http://127.0.0.1:9/history',
            jsonb_build_object('incident_id', p.id, 'external_id', 'history-' || p.g,
                               'data', jsonb_build_object('wave', 1, 'eta_s', 60 + k * 30)),
-           'delivered', 1, p.at, p.at, 200, p.at, p.at
+           p.at
     FROM past p CROSS JOIN generate_series(0, 5) k
-    RETURNING id, last_attempt_at
+    RETURNING id, created_at
 ), attempts AS (
-    INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms)
-    SELECT id, 1, last_attempt_at, 200, 3 FROM deliveries
+    INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, finished_at)
+    SELECT id, 1, created_at, 200, 3, created_at FROM deliveries
 )
 SELECT count(*) FROM incidents_
 """

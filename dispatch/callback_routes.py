@@ -16,8 +16,11 @@ from rescue.typedefs import db_key
 # An incident of another dispatch center is not found, as for GET /v1/incidents/{incident_id}.
 INCIDENT_VISIBLE = "SELECT 1 FROM incidents WHERE id = $1 AND ($2::text IS NULL OR center_id = $2)"
 
+# A page of an incident's deliveries with their progress (the view webhook_delivery_states,
+# migration 014: a delivery's own row is written once; its state comes from its pending row
+# and its attempts).
 LIST_DELIVERIES = """
-SELECT d.* FROM webhook_deliveries d
+SELECT d.* FROM webhook_delivery_states d
 WHERE d.incident_id = $1
   AND ($2::text IS NULL OR (d.event_at, d.stage, d.seq) > (
       SELECT c.event_at, c.stage, c.seq FROM webhook_deliveries c

@@ -51,30 +51,52 @@ RUN_MAX = 20
 USER_AGENT = "rescue-callbacks/1"
 
 
-# Every statement but _HEADS finds its deliveries by key (id, or incident and order) and says
-# pending as "neither delivered nor failed" (_PENDING: the only other states the CHECK allows).
-# A qual of `state = 'pending'` matches webhook_deliveries_due_idx's predicate, and a planner
-# whose statistics were taken while nothing was pending (they lag a backlog until the next
-# ANALYZE; without autovacuum, until someone runs one) reads that index whole instead: every
-# pending delivery, for each run recorded, failed, released or claimed. Under a backlog of
-# 22,000 a run's record took 9.6-15 ms instead of 0.35-0.46 (BENCHMARKS.md, session 19). Key
-# look-ups are then its only way (tests/dispatch/test_callback_plans.py counts the rows each
-# statement reads).
-_PENDING = "state NOT IN ('delivered', 'failed')"
+# A delivery not yet delivered nor given up has a row in webhook_pending (migration 014): its
+# place in the incident's order, its attempts and when it is next due (while an attempt is in
+# flight, the end of that attempt's lease). The delivery's own row is written once; recording a
+# delivery deletes its pending row and finishes its attempt's row.
+
+
+def queue_pending(name: str, source: str, *, claimed: str, lease: str) -> str:
+    """The CTEs `name` and `name_logged` of a statement that inserts deliveries: their pending
+    rows (`source`: a FROM clause whose `s` is the inserted deliveries, with id, incident_id,
+    event_at, stage and seq), claimed for the lease (`lease`, seconds) where `claimed` (SQL) is
+    true, their first attempts logged; `name` returns each one's id and attempts (0: queued
+    unclaimed, 1: claimed)."""
+    return f"""{name} AS (
+    INSERT INTO webhook_pending (id, incident_id, event_at, stage, seq, attempts, next_attempt_at)
+    SELECT s.id, s.incident_id, s.event_at, s.stage, s.seq, CASE WHEN {claimed} THEN 1 ELSE 0 END,
+           CASE WHEN {claimed} THEN now() + make_interval(secs => {lease}) ELSE now() END
+    FROM {source}
+    RETURNING id, attempts
+),
+{name}_logged AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt)
+    SELECT id, attempts FROM {name} WHERE attempts = 1
+)"""
+
 
 # Only the earliest pending delivery of an incident is eligible: events go out in order. The
-# heads are found in one ordered pass over the pending deliveries (DISTINCT ON, read through
-# webhook_deliveries_due_idx), and the claim takes the first due ones from an array
-# computed once (an InitPlan): linear in the backlog whatever the planner believes. Asked per
-# candidate (NOT EXISTS an earlier pending one), or joined, a planner misled by statistics that
-# lagged a burst (they said one pending row) compared every candidate with every pending
-# delivery: a backlog of 17,500 took a claim 10 to 25 s, a larger one passed the statement
-# timeout and delivery stopped.
+# heads are found in one ordered pass over the pending rows (DISTINCT ON), and the claim takes
+# the first due ones from an array computed once (an InitPlan): linear in the backlog whatever
+# the planner believes. Asked per candidate (NOT EXISTS an earlier pending one), or joined, a
+# planner misled by statistics that lagged a burst (they said one pending row) compared every
+# candidate with every pending delivery: a backlog of 17,500 took a claim 10 to 25 s, a larger
+# one passed the statement timeout and delivery stopped. Every other statement finds its
+# pending rows by key (tests/dispatch/test_callback_plans.py counts the rows each one reads).
 _HEADS = """
 SELECT DISTINCT ON (incident_id) id, next_attempt_at, seq
-FROM webhook_deliveries
-WHERE state = 'pending'
+FROM webhook_pending
 ORDER BY incident_id, event_at, stage, seq
+"""
+
+# What a claim returns of each delivery it claimed: the delivery's row, its attempt, the secret.
+_CLAIMED = """
+SELECT d.id, d.event_id, d.incident_id, d.center_id, d.url, d.payload, claimed.attempts,
+       d.event_at, d.stage, d.seq, c.webhook_secret
+FROM claimed
+JOIN webhook_deliveries d ON d.id = claimed.id
+JOIN dispatch_centers c ON c.id = d.center_id
 """
 
 # Each due head comes with the events queued behind it, as one run (up to $3 more, in order,
@@ -83,14 +105,14 @@ ORDER BY incident_id, event_at, stage, seq
 # (an incident in flight has its head in flight, not due), so they are locked, not skipped.
 CLAIM_DUE = f"""
 WITH due AS (
-    SELECT d.id, d.incident_id, d.event_at, d.stage, d.seq FROM webhook_deliveries d
-    WHERE d.id = ANY (ARRAY(
+    SELECT p.id, p.incident_id, p.event_at, p.stage, p.seq FROM webhook_pending p
+    WHERE p.id = ANY (ARRAY(
             SELECT h.id FROM ({_HEADS}) h
             WHERE h.next_attempt_at <= now()
             ORDER BY h.next_attempt_at, h.seq
             LIMIT $1))
-      AND d.{_PENDING} AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.seq
+      AND p.next_attempt_at <= now()
+    ORDER BY p.next_attempt_at, p.seq
     FOR UPDATE SKIP LOCKED
 ), followers AS (
     SELECT f.id FROM (
@@ -98,8 +120,8 @@ WITH due AS (
                          OVER (PARTITION BY due.id ORDER BY b.event_at, b.stage, b.seq) AS ready
         FROM due CROSS JOIN LATERAL (
             SELECT w.id, w.next_attempt_at, w.event_at, w.stage, w.seq
-            FROM webhook_deliveries w
-            WHERE w.incident_id = due.incident_id AND w.{_PENDING}
+            FROM webhook_pending w
+            WHERE w.incident_id = due.incident_id
               AND (w.event_at, w.stage, w.seq) > (due.event_at, due.stage, due.seq)
             ORDER BY w.event_at, w.stage, w.seq
             LIMIT $3
@@ -108,37 +130,38 @@ WITH due AS (
     ) f
     WHERE f.ready
 ), claimed AS (
-    UPDATE webhook_deliveries w
-    SET attempts = w.attempts + 1, last_attempt_at = now(),
-        next_attempt_at = now() + make_interval(secs => $2)
-    WHERE w.id IN (SELECT id FROM due UNION ALL SELECT id FROM followers)
-    RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts,
-              w.event_at, w.stage, w.seq
+    UPDATE webhook_pending w
+    SET attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+    WHERE w.id = ANY (ARRAY(SELECT id FROM due UNION ALL SELECT id FROM followers))
+    RETURNING w.id, w.attempts
 ), logged AS (
     INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
 )
-SELECT claimed.*, c.webhook_secret
-FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
-ORDER BY claimed.incident_id, claimed.event_at, claimed.stage, claimed.seq
+{_CLAIMED}
+ORDER BY d.incident_id, d.event_at, d.stage, d.seq
 """
 
 NEXT_DUE_IN = f"""
 SELECT EXTRACT(EPOCH FROM min(h.next_attempt_at) - now())::float8 FROM ({_HEADS}) h
 """
 
-# An attempt's own row is always finished; its delivery is marked only while the attempt still
-# holds it (attempts = $2, still pending): past its lease another worker may have claimed it.
-MARK_FAILED = f"""
+# An attempt's own row is always finished; its delivery is retried later, or given up (its
+# pending row deleted), only while the attempt still holds it (attempts = $2): past its lease
+# another worker may have claimed it. The state it is left in; none when it was not held.
+MARK_FAILED = """
 WITH finished AS (
-    UPDATE webhook_attempts SET status_code = $3, error = $4, duration_ms = $5
+    UPDATE webhook_attempts
+    SET status_code = $3, error = $4, duration_ms = $5, finished_at = now()
     WHERE delivery_id = $1 AND attempt = $2
+), given_up AS (
+    DELETE FROM webhook_pending WHERE id = $1 AND attempts = $2 AND attempts >= $6
+    RETURNING 'failed'::text AS state
+), retried AS (
+    UPDATE webhook_pending SET next_attempt_at = now() + make_interval(secs => $7)
+    WHERE id = $1 AND attempts = $2 AND attempts < $6
+    RETURNING 'pending'::text AS state
 )
-UPDATE webhook_deliveries
-SET state = CASE WHEN attempts >= $6 THEN 'failed' ELSE 'pending' END,
-    next_attempt_at = now() + make_interval(secs => $7),
-    last_status_code = $3, last_error = $4
-WHERE id = $1 AND attempts = $2 AND {_PENDING}
-RETURNING state
+SELECT state FROM given_up UNION ALL SELECT state FROM retried
 """
 
 # A run of one incident's events delivered ($1 ids, $2 attempts, $3 status codes, $4 durations),
@@ -152,48 +175,45 @@ WITH run AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[])
         AS u(id, attempt, status, duration)
 ), finished AS (
-    UPDATE webhook_attempts a SET status_code = r.status, error = NULL, duration_ms = r.duration
+    UPDATE webhook_attempts a
+    SET status_code = r.status, error = NULL, duration_ms = r.duration, finished_at = now()
     FROM run r WHERE a.delivery_id = r.id AND a.attempt = r.attempt
 ), delivered AS (
-    UPDATE webhook_deliveries d
-    SET state = 'delivered', delivered_at = now(), last_status_code = r.status, last_error = NULL
-    FROM run r
-    WHERE d.id = r.id AND d.attempts = r.attempt AND d.{_PENDING}
-    RETURNING d.id, d.incident_id
+    DELETE FROM webhook_pending p USING run r
+    WHERE p.id = ANY ($1::text[]) AND p.id = r.id AND p.attempts = r.attempt
+    RETURNING p.id, p.incident_id
 ), following AS (
-    SELECT d.id FROM webhook_deliveries d
-    WHERE $6 AND d.incident_id = (SELECT incident_id FROM delivered LIMIT 1)
-      AND d.{_PENDING} AND d.id NOT IN (SELECT id FROM delivered)
-    ORDER BY d.event_at, d.stage, d.seq
+    SELECT p.id FROM webhook_pending p
+    WHERE $6 AND p.incident_id = (SELECT incident_id FROM delivered LIMIT 1)
+      AND p.id NOT IN (SELECT id FROM delivered)
+    ORDER BY p.event_at, p.stage, p.seq
     LIMIT 1
 ), claimed AS (
-    UPDATE webhook_deliveries w
-    SET attempts = w.attempts + 1, last_attempt_at = now(),
-        next_attempt_at = now() + make_interval(secs => $5)
+    UPDATE webhook_pending w
+    SET attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $5)
     FROM following
-    WHERE w.id = following.id AND w.{_PENDING} AND w.next_attempt_at <= now()
-    RETURNING w.id, w.event_id, w.incident_id, w.center_id, w.url, w.payload, w.attempts
+    WHERE w.id = following.id AND w.next_attempt_at <= now()
+    RETURNING w.id, w.attempts
 ), logged AS (
     INSERT INTO webhook_attempts (delivery_id, attempt) SELECT id, attempts FROM claimed
 )
-SELECT claimed.*, c.webhook_secret
-FROM claimed JOIN dispatch_centers c ON c.id = claimed.center_id
+{_CLAIMED}
 """
 
 # The events of a run after one that failed go back unattempted ($1 ids, $2 attempts): their
-# claim is undone, and they wait behind the failed one, due as soon as it is delivered.
-RELEASE = f"""
+# claim is undone (their attempt's row deleted), and they wait behind the failed one, due as
+# soon as it is delivered.
+RELEASE = """
 WITH run AS (
     SELECT * FROM unnest($1::text[], $2::int[]) AS u(id, attempt)
 ), unlogged AS (
     DELETE FROM webhook_attempts a USING run r
     WHERE a.delivery_id = r.id AND a.attempt = r.attempt
 )
-UPDATE webhook_deliveries d
-SET attempts = d.attempts - 1, next_attempt_at = now(),
-    last_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.last_attempt_at END
+UPDATE webhook_pending p
+SET attempts = p.attempts - 1, next_attempt_at = now()
 FROM run r
-WHERE d.id = r.id AND d.attempts = r.attempt AND d.{_PENDING}
+WHERE p.id = ANY ($1::text[]) AND p.id = r.id AND p.attempts = r.attempt
 """
 
 # A row of a claimed delivery, as CLAIM_DUE returns it (an asyncpg record or a mapping).

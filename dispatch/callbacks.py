@@ -1,7 +1,8 @@
 """Callbacks to the 120 center: every incident event, signed, delivered in order, retried.
 
 This module queues them: the bus group "callbacks" records each incident event's delivery in
-PostgreSQL (`webhook_deliveries`, idempotent by event id). An alert's and an escalation wave's
+PostgreSQL (`webhook_deliveries`, idempotent by event id, written once; `webhook_pending`
+while it is not delivered nor given up, see migration 014). An alert's and an escalation wave's
 events are the exception: their own statement queues their deliveries (NewDeliveries, in
 dispatch.queries.INSERT_ALERT and ESCALATE_WAVE) and its worker sends them (the alert's at
 once, the wave's through its delivery loop), and the group, told so by the events' stream
@@ -22,7 +23,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from dispatch.callback_sender import CHANNEL, LEASE_S, CallbackSender
+from dispatch.callback_sender import CHANNEL, LEASE_S, CallbackSender, queue_pending
 from rescue import db, jsonio
 from rescue.bus import BatchContext, BatchHandler, Event
 from rescue.ids import new_id
@@ -51,22 +52,15 @@ CALLBACK_PREFIXES = ("incident.", "offer.", "responder.", "guidance.")
 # wakes every loop, and all but one claim nothing (two statements each).
 _INSERT = """
 INSERT INTO webhook_deliveries
-    (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload,
-     attempts, last_attempt_at, next_attempt_at)
+    (id, event_id, event_type, event_at, stage, incident_id, center_id, url, payload)
 SELECT t.id, t.event_id, t.event_type, t.event_at, t.stage, t.incident_id, t.center_id, t.url,
-       t.payload, CASE WHEN {claimed} THEN 1 ELSE 0 END, CASE WHEN {claimed} THEN now() END,
-       CASE WHEN {claimed} THEN now() + make_interval(secs => $9) ELSE now() END
+       t.payload
 FROM targets t
 WHERE {which}
 ORDER BY t.ord
 ON CONFLICT (event_id) DO NOTHING
-RETURNING id, event_id, incident_id, center_id, url, payload, attempts, event_at, stage, seq
+RETURNING id, event_id, incident_id, center_id, url, payload, event_at, stage, seq
 """
-_INSERT_CREATED = _INSERT.format(claimed="$8", which="t.event_type = 'incident.created'")
-_INSERT_OTHERS = _INSERT.format(
-    claimed="t.incident_id IN (SELECT incident_id FROM runs)",
-    which="t.event_type <> 'incident.created'",
-)
 
 QUEUE_DELIVERIES = f"""
 WITH batch AS (
@@ -85,30 +79,35 @@ WITH batch AS (
     JOIN dispatch_centers c ON c.id = i.center_id
     WHERE COALESCE(i.callback_url, c.callback_url) IS NOT NULL
 ), created AS (
-    {_INSERT_CREATED}
+    {_INSERT.format(which="t.event_type = 'incident.created'")}
 ), runs AS (
-    SELECT DISTINCT incident_id FROM created WHERE attempts = 1
+    SELECT DISTINCT incident_id FROM created WHERE $8
 ), others AS (
-    {_INSERT_OTHERS}
+    {_INSERT.format(which="t.event_type <> 'incident.created'")}
 ), inserted AS (
     SELECT * FROM created UNION ALL SELECT * FROM others
-), logged AS (
-    INSERT INTO webhook_attempts (delivery_id, attempt)
-    SELECT id, attempts FROM inserted WHERE attempts = 1
-)
+), {
+    queue_pending(
+        "queued",
+        "inserted s LEFT JOIN runs r ON r.incident_id = s.incident_id",
+        claimed="r.incident_id IS NOT NULL",
+        lease="$9",
+    )
+}
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM inserted) AS ids,
        (SELECT coalesce(array_agg(b.event_id ORDER BY b.ord), '{{}}') FROM batch b
         WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = b.incident_id)) AS unknown,
-       EXISTS (SELECT 1 FROM inserted WHERE attempts = 0) AS waiting,
+       EXISTS (SELECT 1 FROM queued WHERE attempts = 0) AS waiting,
        (SELECT count(*) FROM (SELECT pg_notify('{CHANNEL}', '')
-                              FROM inserted WHERE attempts = 0 AND NOT $8 LIMIT 1) AS n) AS told,
+                              FROM queued WHERE attempts = 0 AND NOT $8 LIMIT 1) AS n) AS told,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', i.id, 'event_id', i.event_id, 'incident_id', i.incident_id,
-                   'url', i.url, 'payload', i.payload, 'attempts', i.attempts,
+                   'url', i.url, 'payload', i.payload, 'attempts', q.attempts,
                    'webhook_secret', c.webhook_secret)
                 ORDER BY i.incident_id, i.event_at, i.stage, i.seq), '[]')
-        FROM inserted i JOIN dispatch_centers c ON c.id = i.center_id
-        WHERE i.attempts = 1) AS claimed
+        FROM inserted i JOIN queued q ON q.id = i.id
+        JOIN dispatch_centers c ON c.id = i.center_id
+        WHERE q.attempts = 1) AS claimed
 """
 
 

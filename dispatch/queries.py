@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatch.callback_sender import CHANNEL as CALLBACKS_CHANNEL
+from dispatch.callback_sender import queue_pending
 from rescue.bus.constants import NOTIFY_CHANNEL
 from rescue.bus.queries import pending_rows
 
@@ -48,12 +49,13 @@ def _notified(*, lease: int) -> str:
 def _callbacks(
     *, source: str, incident: str, center: str, own_url: str, at: str, first: int
 ) -> str:
-    """The `hook`, `hooks` and `hook_attempts` CTEs of a statement that queues the callbacks
-    of its own events (INSERT_ALERT, ESCALATE_WAVE), once per row of `source`: the deliveries
-    ($first..$first+4: ids, event ids, types, stages, payloads, as
-    dispatch.callbacks.NewDeliveries gives them) to `own_url`, else the center's; claimed
-    ($first+5) for the lease ($first+6), their first attempts logged, as the callbacks group's
-    QUEUE_DELIVERIES would (see _callbacks_told for $first+7)."""
+    """The `hook`, `hooks` and `hooks_pending` CTEs (with `hooks_pending_logged`) of a
+    statement that queues the callbacks of its own events (INSERT_ALERT, ESCALATE_WAVE), once
+    per row of `source`: the deliveries ($first..$first+4: ids, event ids, types, stages,
+    payloads, as dispatch.callbacks.NewDeliveries gives them) to `own_url`, else the
+    center's, and their pending rows, claimed ($first+5) for the lease ($first+6), their first
+    attempts logged, as the callbacks group's QUEUE_DELIVERIES would (see _callbacks_told for
+    $first+7)."""
     f = first
     return f"""hook AS (
     SELECT COALESCE({own_url}, c.callback_url) AS url, c.webhook_secret, c.id AS center_id
@@ -62,20 +64,16 @@ def _callbacks(
 ),
 hooks AS (
     INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, stage, incident_id,
-        center_id, url, payload, attempts, last_attempt_at, next_attempt_at)
+        center_id, url, payload)
     SELECT d.id, d.event_id, d.event_type, {at}, d.stage, {incident}, hook.center_id, hook.url,
-        d.payload::jsonb, CASE WHEN ${f + 5} THEN 1 ELSE 0 END, CASE WHEN ${f + 5} THEN now() END,
-        CASE WHEN ${f + 5} THEN now() + make_interval(secs => ${f + 6}) ELSE now() END
+        d.payload::jsonb
     FROM {source} CROSS JOIN hook CROSS JOIN unnest(${f}::text[], ${f + 1}::text[],
         ${f + 2}::text[], ${f + 3}::int[], ${f + 4}::text[])
         WITH ORDINALITY AS d(id, event_id, event_type, stage, payload, n)
     ORDER BY d.n
-    RETURNING id, attempts
+    RETURNING id, incident_id, event_at, stage, seq
 ),
-hook_attempts AS (
-    INSERT INTO webhook_attempts (delivery_id, attempt)
-    SELECT id, attempts FROM hooks WHERE attempts = 1
-)"""
+{queue_pending("hooks_pending", "hooks s", claimed=f"${f + 5}", lease=f"${f + 6}")}"""
 
 
 def _callbacks_told(*, first: int) -> str:
@@ -86,7 +84,7 @@ def _callbacks_told(*, first: int) -> str:
        (SELECT webhook_secret FROM hook) AS webhook_secret,
        (SELECT count(*) FROM hooks) AS callbacks,
        (SELECT count(pg_notify('{CALLBACKS_CHANNEL}', ''))
-        FROM (SELECT 1 FROM hooks WHERE attempts = 0 LIMIT 1) AS one
+        FROM (SELECT 1 FROM hooks_pending WHERE attempts = 0 LIMIT 1) AS one
         WHERE ${first + 7}) AS callbacks_told"""
 
 

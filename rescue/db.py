@@ -152,9 +152,9 @@ async def autovacuum_on(conn: asyncpg.Connection) -> bool:
 async def warn_without_autovacuum(conn: asyncpg.Connection) -> bool:
     """Log a warning if the server's autovacuum is off; whether it is.
 
-    The service's work queues (pending callbacks, open offers, incidents due to escalate) are
-    found through small partial indexes that every update leaves a dead entry in, and the
-    unpublished events are a table of rows deleted once published; migrations 009 and 012 have
+    The service's work queues (open offers, incidents due to escalate) are found through small
+    partial indexes that every update leaves a dead entry in, and the unpublished events and
+    pending callbacks are tables of rows deleted once done; migrations 009, 012 and 014 have
     autovacuum clear them after 1 % of changes. Without autovacuum they only grow, and every
     claim slows down with them (BENCHMARKS.md, session 7).
     """

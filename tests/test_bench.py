@@ -231,7 +231,7 @@ async def _history(database_url: str) -> tuple[int, int, int, int]:
         row = await conn.fetchrow(
             """SELECT (SELECT count(*) FROM incidents
                        WHERE center_id = 'ctr_00history' AND status = 'closed') AS closed,
-                      (SELECT count(*) FROM webhook_deliveries
+                      (SELECT count(*) FROM webhook_delivery_states
                        WHERE center_id = 'ctr_00history' AND state = 'delivered'
                          AND attempts = 1) AS delivered,
                       (SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d

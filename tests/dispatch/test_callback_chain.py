@@ -82,7 +82,7 @@ async def state(conn: asyncpg.Connection, event_id: str) -> tuple[str, int, list
         """SELECT d.state, d.attempts,
                   array(SELECT a.status_code FROM webhook_attempts a
                         WHERE a.delivery_id = d.id ORDER BY a.attempt) AS codes
-           FROM webhook_deliveries d WHERE d.event_id = $1""",
+           FROM webhook_delivery_states d WHERE d.event_id = $1""",
         event_id,
     )
     return row["state"], row["attempts"], list(row["codes"])
@@ -139,12 +139,47 @@ async def test_a_delivered_event_claims_its_incidents_next_one(
     assert await state(conn, third) == ("pending", 0, [])
     # The next claim takes the third, the last claims nothing; the other incident is untouched.
     assert (await delivered_claim_next(conn, claimed))["event_id"] == third
-    last = await conn.fetchrow("SELECT * FROM webhook_deliveries WHERE event_id = $1", third)
+    last = await conn.fetchrow("SELECT * FROM webhook_delivery_states WHERE event_id = $1", third)
     assert await delivered_claim_next(conn, last) is None
     assert await state(conn, third) == ("delivered", 1, [204])
     assert await state(conn, other) == ("pending", 1, [None])
     # Nothing left due for the delivery loop: the other incident's head is in flight.
     assert await claim_due(conn) == []
+
+
+ROW_VERSIONS = "SELECT event_id, ctid::text, xmin::text FROM webhook_deliveries ORDER BY event_id"
+
+
+async def test_a_delivery_row_is_written_once(conn: asyncpg.Connection, center_id: str) -> None:
+    # Claimed, delivered, failed, retried, released and given up: all of it is written to the
+    # pending rows and the attempts (migration 014); the delivery's own row keeps its version.
+    kinds = ["incident.created", "offer.created", "offer.created"]
+    created, *rest = await new_incident(conn, center_id, kinds)
+    (run,) = (await queue_events(conn, [created], claim=True)).runs
+    await record_events(conn, rest)
+    written = await conn.fetch(ROW_VERSIONS)
+
+    second = await delivered_claim_next(conn, *run)
+    assert (
+        await conn.fetchval(
+            callback_sender.MARK_FAILED, second["id"], 1, 503, "HTTP 503", 4, 2, 0.0
+        )
+        == "pending"
+    )
+    claimed = await claim_due(conn)
+    assert [(r["event_id"], r["attempts"]) for r in claimed] == [(rest[0].id, 2), (rest[1].id, 1)]
+    await conn.execute(callback_sender.RELEASE, [claimed[1]["id"]], [1])
+    assert (
+        await conn.fetchval(
+            callback_sender.MARK_FAILED, claimed[0]["id"], 2, 503, "HTTP 503", 4, 2, 0.0
+        )
+        == "failed"
+    )
+
+    assert await conn.fetch(ROW_VERSIONS) == written
+    assert await state(conn, created.id) == ("delivered", 1, [204])
+    assert await state(conn, rest[0].id) == ("failed", 2, [503, 503])
+    assert await state(conn, rest[1].id) == ("pending", 0, [])
 
 
 async def test_the_next_event_is_not_claimed_before_it_is_due(
@@ -156,8 +191,8 @@ async def test_the_next_event_is_not_claimed_before_it_is_due(
     # The second waits for a retry (as after a failed attempt): the third must not jump it,
     # neither in the loop's run nor claimed after the first.
     await conn.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 minute' "
-        "WHERE event_id = $1",
+        "UPDATE webhook_pending SET next_attempt_at = now() + interval '1 minute' "
+        "WHERE id = (SELECT id FROM webhook_deliveries WHERE event_id = $1)",
         second,
     )
     (head,) = await claim_due(conn)
@@ -179,8 +214,8 @@ async def test_an_attempt_past_its_lease_marks_and_claims_nothing(
     # Its lease ran out and another worker claimed the event again (attempt 2), with the one
     # queued behind it.
     await conn.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' "
-        "WHERE event_id = $1",
+        "UPDATE webhook_pending SET next_attempt_at = now() - interval '1 second' "
+        "WHERE id = (SELECT id FROM webhook_deliveries WHERE event_id = $1)",
         first,
     )
     again = await claim_due(conn)
@@ -326,8 +361,8 @@ async def test_the_delivery_loop_claims_each_due_head_with_the_events_behind_it(
     backlog = await queue_incident(conn, center_id, ["offer.expired"] * (RUN_MAX + 2))
     stuck = await queue_incident(conn, center_id, ["offer.expired"] * 3)
     await conn.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 minute' "
-        "WHERE event_id = $1",
+        "UPDATE webhook_pending SET next_attempt_at = now() + interval '1 minute' "
+        "WHERE id = (SELECT id FROM webhook_deliveries WHERE event_id = $1)",
         stuck[1],
     )
 
@@ -371,8 +406,8 @@ async def test_the_loop_does_not_claim_again_a_follower_another_worker_is_record
     (in_flight,) = await claim_due(conn)
     await record_events(conn, [early])
     await conn.execute(
-        "UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' "
-        "WHERE event_id = $1",
+        "UPDATE webhook_pending SET next_attempt_at = now() - interval '1 second' "
+        "WHERE id = (SELECT id FROM webhook_deliveries WHERE event_id = $1)",
         late.id,
     )
     async with pool.acquire() as worker_a:

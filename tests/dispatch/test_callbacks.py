@@ -157,7 +157,7 @@ async def settle(pool: asyncpg.Pool, event_ids: Iterable[str]) -> None:
                            SELECT 1 FROM webhook_attempts a JOIN webhook_deliveries w
                                ON w.id = a.delivery_id
                            WHERE w.event_id = ANY($1) AND a.duration_ms IS NULL)
-                       FROM webhook_deliveries d WHERE d.event_id = ANY($1)""",
+                       FROM webhook_delivery_states d WHERE d.event_id = ANY($1)""",
                     ids,
                     len(ids),
                 )
@@ -169,7 +169,9 @@ async def settle(pool: asyncpg.Pool, event_ids: Iterable[str]) -> None:
 async def delivery(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record:
     """The delivery row of an event."""
     async with pool.acquire() as conn:
-        return await conn.fetchrow("SELECT * FROM webhook_deliveries WHERE event_id = $1", event_id)
+        return await conn.fetchrow(
+            "SELECT * FROM webhook_delivery_states WHERE event_id = $1", event_id
+        )
 
 
 async def attempts(pool: asyncpg.Pool, event_id: str) -> list[asyncpg.Record]:
@@ -618,7 +620,7 @@ async def test_a_post_waits_for_the_workers_alerts_in_flight(
     try:
         with foreground.busy():
             await record_together(pool, [event])
-            claimed = "SELECT attempts = 1 FROM webhook_deliveries WHERE event_id = $1"
+            claimed = "SELECT attempts = 1 FROM webhook_delivery_states WHERE event_id = $1"
             await wait_until(lambda: pg.fetchval(claimed, event.id), what="claimed")
             # Claimed, and held before its POST while the alert is in flight.
             arrival = asyncio.create_task(receiver.wait_for(1))

@@ -11,7 +11,7 @@ import pytest
 from rescue import db
 from tests.helpers import insert_volunteer
 
-QUEUE_TABLES = ("incidents", "offers", "outbox_pending", "webhook_deliveries")
+QUEUE_TABLES = ("incidents", "offers", "outbox_pending", "webhook_pending")
 
 
 async def test_the_work_queues_are_vacuumed_after_a_fixed_share_of_changes(
@@ -99,5 +99,82 @@ async def test_events_unpublished_before_012_stay_unpublished_with_their_lease(
             " WHERE table_schema = 'm012' AND table_name = 'outbox'"
         )
         assert {"published_at", "claimed_until"}.isdisjoint(r["column_name"] for r in columns)
+    finally:
+        await transaction.rollback()
+
+
+async def test_deliveries_keep_their_progress_across_014(pg: asyncpg.Connection) -> None:
+    """Migration 014 moves a pending delivery's queue state to a row of its own and derives
+    the rest from the attempts: every delivery reads the same through webhook_delivery_states
+    as it did from its own row before. Run on the migrations before it in a schema of its own,
+    rolled back."""
+    files = db.migration_files()
+    due = datetime(2030, 1, 1, tzinfo=UTC)
+    at = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    transaction = pg.transaction()
+    await transaction.start()
+    try:
+        await pg.execute("CREATE SCHEMA m014; SET LOCAL search_path TO m014")
+        for number, _, sql in files:
+            if number < 14:
+                await pg.execute(sql)
+        await pg.execute(
+            "INSERT INTO dispatch_centers (id, name, api_key_hash, webhook_secret)"
+            " VALUES ('ctr_m014', 'm014', '\\x00', 'secret')"
+        )
+        # id, state, attempts, next attempt, last status, last error, delivered at; attempts
+        # as (attempt, status, error, duration).
+        before = {
+            "whd_new": ("pending", 0, due, None, None, None, []),
+            "whd_flight": ("pending", 1, due, None, None, None, [(1, None, None, None)]),
+            "whd_retry": (
+                "pending", 2, due, 503, "HTTP 503", None,
+                [(1, None, "ConnectError: refused", 5), (2, 503, "HTTP 503", 7)],
+            ),
+            "whd_done": (
+                "delivered", 2, at, 204, None, at, [(1, 500, "HTTP 500", 4), (2, 204, None, 3)],
+            ),
+            "whd_failed": ("failed", 1, at, 410, "HTTP 410", None, [(1, 410, "HTTP 410", 6)]),
+        }  # fmt: skip
+        for n, (delivery_id, row) in enumerate(before.items()):
+            state, attempts, next_at, status, error, delivered_at, tried = row
+            await pg.execute(
+                "INSERT INTO webhook_deliveries (id, event_id, event_type, event_at, incident_id,"
+                " center_id, url, payload, state, attempts, next_attempt_at, last_status_code,"
+                " last_error, delivered_at)"
+                " VALUES ($1, $1, 'offer.created', $2, 'inc_m014', 'ctr_m014', 'http://x/cb',"
+                " '{}', $3, $4, $5, $6, $7, $8)",
+                delivery_id, at.replace(second=n), state, attempts, next_at, status, error,
+                delivered_at,
+            )  # fmt: skip
+            for attempt, code, message, duration in tried:
+                await pg.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error,"
+                    " duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    delivery_id, attempt, at, code, message, duration,
+                )  # fmt: skip
+        [migration] = [sql for number, _, sql in files if number == 14]
+        await pg.execute(migration)
+        rows = await pg.fetch(
+            "SELECT id, state, attempts, next_attempt_at, last_status_code, last_error,"
+            " delivered_at FROM webhook_delivery_states ORDER BY id"
+        )
+        after = {r["id"]: tuple(r)[1:] for r in rows}
+        expected = {
+            delivery_id: (state, attempts, next_at if state == "pending" else None, status, error,
+                          delivered_at)
+            for delivery_id, (state, attempts, next_at, status, error, delivered_at, _)
+            in before.items()
+        }  # fmt: skip
+        assert after == expected
+        pending = await pg.fetch("SELECT id, attempts FROM webhook_pending ORDER BY id")
+        assert [tuple(r) for r in pending] == [("whd_flight", 1), ("whd_new", 0), ("whd_retry", 2)]
+        columns = await pg.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'm014' AND table_name = 'webhook_deliveries'"
+        )
+        assert {"state", "attempts", "next_attempt_at", "delivered_at"}.isdisjoint(
+            r["column_name"] for r in columns
+        )
     finally:
         await transaction.rollback()

@@ -62,6 +62,14 @@ ON CONFLICT (event_id) DO NOTHING
 RETURNING id, event_id, incident_id, center_id, url, payload, event_at, stage, seq
 """
 
+# The pending rows of what was inserted, the runs' claimed for the lease $9.
+_QUEUED = queue_pending(
+    "queued",
+    "inserted s LEFT JOIN runs r ON r.incident_id = s.incident_id",
+    claimed="r.incident_id IS NOT NULL",
+    lease="$9",
+)
+
 QUEUE_DELIVERIES = f"""
 WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[],
@@ -86,14 +94,7 @@ WITH batch AS (
     {_INSERT.format(which="t.event_type <> 'incident.created'")}
 ), inserted AS (
     SELECT * FROM created UNION ALL SELECT * FROM others
-), {
-    queue_pending(
-        "queued",
-        "inserted s LEFT JOIN runs r ON r.incident_id = s.incident_id",
-        claimed="r.incident_id IS NOT NULL",
-        lease="$9",
-    )
-}
+), {_QUEUED}
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM inserted) AS ids,
        (SELECT coalesce(array_agg(b.event_id ORDER BY b.ord), '{{}}') FROM batch b
         WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = b.incident_id)) AS unknown,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,6 +14,25 @@ from rescue import db
 from tests.helpers import insert_volunteer
 
 QUEUE_TABLES = ("incidents", "offers", "outbox_pending", "webhook_pending")
+
+
+@contextlib.asynccontextmanager
+async def before_migration(pg: asyncpg.Connection, number: int) -> AsyncIterator[str]:
+    """The migrations before `number` applied in a schema of their own (`m<number>`, the
+    connection's search path), in a transaction rolled back at the end; yields that
+    migration's SQL, for the test to apply on what it wrote there."""
+    files = db.migration_files()
+    transaction = pg.transaction()
+    await transaction.start()
+    try:
+        await pg.execute(f"CREATE SCHEMA m{number:03d}; SET LOCAL search_path TO m{number:03d}")
+        for applied, _, sql in files:
+            if applied < number:
+                await pg.execute(sql)
+        [migration] = [sql for applied, _, sql in files if applied == number]
+        yield migration
+    finally:
+        await transaction.rollback()
 
 
 async def test_the_work_queues_are_vacuumed_after_a_fixed_share_of_changes(
@@ -68,22 +89,14 @@ async def test_events_unpublished_before_012_stay_unpublished_with_their_lease(
 ) -> None:
     """Migration 012 moves the unpublished mark and the relay's lease off the event rows: an
     event unpublished before it (claimed or free) is pending after it, with its lease; a
-    published one is not. Run on the migrations before it in a schema of its own, rolled back."""
-    files = db.migration_files()
-    transaction = pg.transaction()
-    await transaction.start()
-    try:
-        await pg.execute("CREATE SCHEMA m012; SET LOCAL search_path TO m012")
-        for number, _, sql in files:
-            if number < 12:
-                await pg.execute(sql)
+    published one is not."""
+    async with before_migration(pg, 12) as migration:
         await pg.execute(
             "INSERT INTO outbox (event_id, type, data, occurred_at, published_at, claimed_until)"
             " VALUES ('published', 't', '{}', now(), now(), now() - interval '1 minute'),"
             " ('free', 't', '{}', now(), NULL, NULL),"
             " ('claimed', 't', '{}', now(), NULL, '2030-01-01T00:00:00Z')"
         )
-        [migration] = [sql for number, _, sql in files if number == 12]
         await pg.execute(migration)
         pending = await pg.fetch(
             "SELECT o.event_id, p.claimed_until AS lease"
@@ -99,25 +112,15 @@ async def test_events_unpublished_before_012_stay_unpublished_with_their_lease(
             " WHERE table_schema = 'm012' AND table_name = 'outbox'"
         )
         assert {"published_at", "claimed_until"}.isdisjoint(r["column_name"] for r in columns)
-    finally:
-        await transaction.rollback()
 
 
 async def test_deliveries_keep_their_progress_across_014(pg: asyncpg.Connection) -> None:
     """Migration 014 moves a pending delivery's queue state to a row of its own and derives
     the rest from the attempts: every delivery reads the same through webhook_delivery_states
-    as it did from its own row before. Run on the migrations before it in a schema of its own,
-    rolled back."""
-    files = db.migration_files()
+    as it did from its own row before."""
     due = datetime(2030, 1, 1, tzinfo=UTC)
     at = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
-    transaction = pg.transaction()
-    await transaction.start()
-    try:
-        await pg.execute("CREATE SCHEMA m014; SET LOCAL search_path TO m014")
-        for number, _, sql in files:
-            if number < 14:
-                await pg.execute(sql)
+    async with before_migration(pg, 14) as migration:
         await pg.execute(
             "INSERT INTO dispatch_centers (id, name, api_key_hash, webhook_secret)"
             " VALUES ('ctr_m014', 'm014', '\\x00', 'secret')"
@@ -153,7 +156,6 @@ async def test_deliveries_keep_their_progress_across_014(pg: asyncpg.Connection)
                     " duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
                     delivery_id, attempt, at, code, message, duration,
                 )  # fmt: skip
-        [migration] = [sql for number, _, sql in files if number == 14]
         await pg.execute(migration)
         rows = await pg.fetch(
             "SELECT id, state, attempts, next_attempt_at, last_status_code, last_error,"
@@ -176,5 +178,3 @@ async def test_deliveries_keep_their_progress_across_014(pg: asyncpg.Connection)
         assert {"state", "attempts", "next_attempt_at", "delivered_at"}.isdisjoint(
             r["column_name"] for r in columns
         )
-    finally:
-        await transaction.rollback()

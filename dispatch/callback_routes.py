@@ -50,7 +50,7 @@ def _render(row: asyncpg.Record, attempts: list[asyncpg.Record]) -> dict[str, An
         "url": row["url"],
         "state": row["state"],
         "attempts": row["attempts"],
-        "next_attempt_at": _iso(row["next_attempt_at"]) if row["state"] == "pending" else None,
+        "next_attempt_at": _iso(row["next_attempt_at"]),  # the view's: pending ones only
         "last_status_code": row["last_status_code"],
         "last_error": row["last_error"],
         "delivered_at": _iso(row["delivered_at"]),

@@ -2,9 +2,9 @@
 (rescue.bus.queries.DELETE_OLD_OUTBOX, DELETE_OLD_PROCESSED).
 
 Each runs under EXPLAIN ANALYZE, planned generic and custom, on a table of a few old rows
-behind many recent ones, analysed and with its BRIN ranges summarised (as a vacuum leaves
-them); what counts is how many rows of the table it read. Joined back to the table by
-`IN (subquery)` each read every row: a sequential scan under a hash join."""
+behind many recent ones, vacuumed (its statistics taken, its BRIN ranges summarised); what
+counts is how many rows of the table it read. Joined back to the table by `IN (subquery)`
+each read every row: a sequential scan under a hash join."""
 
 from __future__ import annotations
 
@@ -23,15 +23,9 @@ PAD = "x" * 400
 async def clean_up_reads(
     pg: asyncpg.Connection, table: str, statement: str, params: str, args: str
 ) -> int:
-    """Rows of `table` the clean-up `statement` reads, run with `args`, planned on statistics
-    taken now and with the table's BRIN ranges summarised, as a vacuum leaves them."""
-    await pg.execute(f"ANALYZE {table}")
-    for (index,) in await pg.fetch(
-        "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-        " JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = $1::regclass AND a.amname = 'brin'",
-        table,
-    ):
-        await pg.execute("SELECT brin_summarize_new_values($1::regclass)", index)
+    """Rows of `table` the clean-up `statement` reads, run with `args`, after a vacuum (which
+    takes the statistics and summarises the BRIN ranges, as autovacuum would have)."""
+    await pg.execute(f"VACUUM (ANALYZE) {table}")
     await pg.execute(f"PREPARE clean({params}) AS {statement}")
     return await rows_read(pg, table, "clean", args)
 

@@ -145,6 +145,19 @@ _COSTS = (
 )
 
 
+def p99_per_cpu_ms(alone: dict[str, Any]) -> float | None:
+    """A closed loop's p99 over the machine's CPU per alert (None if no CPU was counted).
+
+    With `--alert-concurrency` connections posting back to back on as many cores, Little's law
+    makes each alert's latency about the machine's CPU per alert: its p50 has been 1.0-1.1 times
+    it and its p99 1.9-2.3 times in every run since session 15 (BENCHMARKS.md, session 22). So
+    the closed loop's p99 lines are lines on that CPU: a p99 of 10 ms allows 10 / this."""
+    cpu = alone.get("cost_per_alert", {}).get("machine_cpu_ms")
+    if not cpu:
+        return None
+    return round(alone["p99"] / cpu, 2)
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
     """The summary table's rows: figure, service, floor, target."""
     out: list[tuple[str, Any, Any, str]] = []
@@ -207,6 +220,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
                  s["alert_alone"].get("cost_per_alert", {}).get(key),
                  f["alert_alone"].get("cost_per_alert", {}).get(key), "")
             )  # fmt: skip
+        out.append(
+            (f"{scale_name}: alert p99 alone per ms of machine CPU per alert",
+             p99_per_cpu_ms(s["alert_alone"]), p99_per_cpu_ms(f["alert_alone"]), "")
+        )  # fmt: skip
         out.append(
             (f"{scale_name}: max worker RSS (MiB)",
              s["memory"]["max_worker_rss_mib"], f["memory"]["max_worker_rss_mib"], "")

@@ -112,6 +112,7 @@ def test_bench_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert "ws_offer" in scale["service"]
     assert scale["service"]["ws_offer"]["missing"] == 0
     assert "| tiny: alert p99 alone (ms) |" in results["table"]
+    assert "| tiny: alert p99 alone per ms of machine CPU per alert |" in results["table"]
     assert "| tiny: alert p99 at 50.0/s, open loop (ms) |" in results["table"]
     assert (
         "| tiny: alert p99 under positions, alerts at 50.0/s open loop (ms) |" in results["table"]

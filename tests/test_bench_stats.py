@@ -1,4 +1,5 @@
-"""The bench's summaries: when the slow requests of a run were sent; the statement census."""
+"""The bench's summaries: when the slow requests of a run were sent; the statement census; the
+closed loop's p99 against the machine's CPU per alert."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import pytest
 
 from bench.census import census, report
+from bench.run import p99_per_cpu_ms, rows
 from bench.server import cpu_times
 from bench.stats import over_time
 
@@ -58,3 +60,26 @@ def test_cpu_times_count_steal_as_busy_and_apart() -> None:
     ticks = os.sysconf("SC_CLK_TCK")
     assert busy == pytest.approx((500 + 100 + 20 + 30) / ticks)
     assert stolen == pytest.approx(30 / ticks)
+
+
+def test_the_closed_loop_p99_is_set_beside_the_machine_cpu_per_alert() -> None:
+    def alone(p99: float, cpu: float | None) -> dict[str, object]:
+        cost = {} if cpu is None else {"machine_cpu_ms": cpu}
+        return {"p50": p99 / 2, "p95": p99, "p99": p99, "max": p99, "cost_per_alert": cost}
+
+    assert p99_per_cpu_ms(alone(12.9, 6.03)) == 2.14
+    # A floor's ten tiny alerts may count no clock tick of CPU: no multiple, not a division by 0.
+    assert p99_per_cpu_ms(alone(3.0, 0.0)) is None
+    assert p99_per_cpu_ms(alone(3.0, None)) is None
+    memory = {"max_worker_rss_mib": 90.0, "used_memory": 1 << 20}
+    results = {
+        "options": {"alert_rate": 20},
+        "scales": {
+            "qingdao": {
+                "service": {"alert_alone": alone(12.9, 6.03), "memory": memory},
+                "floor": {"alert_alone": alone(3.27, 1.27), "memory": memory},
+            }
+        },
+    }
+    (row,) = [r for r in rows(results) if "per ms of machine CPU" in r[0]]
+    assert row == ("qingdao: alert p99 alone per ms of machine CPU per alert", 2.14, 2.57, "")

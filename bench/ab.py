@@ -10,9 +10,10 @@ measures the alert alone (and at `--alert-rate`/s), the alert under `--position-
 The medians over the rounds are printed; every round is written to `--out`.
 
 With `--database-per-variant` each variant runs on its own copy of the loaded database
-(`<database>_<name>`, copied afresh at the start), which its service migrates forward at start:
-variants may then differ in their migrations. The copies are made from what the load left,
-migrated by the tree this runs from: run it from the oldest tree. Redis stays shared.
+(`<database>_<name>`, copied afresh at the start and dropped at the end unless
+`--keep-copies`), which its service migrates forward at start: variants may then differ in their
+migrations. The copies are made from what the load left, migrated by the tree this runs from:
+run it from the oldest tree. Redis stays shared.
 """
 
 from __future__ import annotations
@@ -185,6 +186,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Path]:
         "differ; run from the oldest tree)",
     )
     p.add_argument(
+        "--keep-copies",
+        action="store_true",
+        help="leave --database-per-variant's copies for a look afterwards (a province copy "
+        "takes gigabytes): dropped at the end otherwise",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         help="record every worker with py-spy into this folder, per round and phase "
@@ -222,13 +229,10 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
             o.database_url, o.redis_url, load_service_area(), data.SCALES["qingdao"], seed=o.seed
         )
     stores = {name: o for name, _, _ in variants}
-    if a.database_per_variant:
-        for name in stores:
-            copy = f"{a.database}_{name}"
-            await data.copy_database(o.database_url, copy)
-            stores[name] = dataclasses.replace(
-                o, database_url=data.with_database(o.database_url, copy)
-            )
+    copies = {name: f"{a.database}_{name}" for name in stores} if a.database_per_variant else {}
+    for name, copy in copies.items():
+        await data.copy_database(o.database_url, copy)
+        stores[name] = dataclasses.replace(o, database_url=data.with_database(o.database_url, copy))
     results: dict[str, Any] = {
         "command": "python -m bench.ab " + " ".join(argv),
         "variants": {name: {"tree": str(tree), "worker_class": wc, "rounds": []}
@@ -259,6 +263,9 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
             await settle_incidents(database_url, forget_receivers=True)
         if receiver is not None:
             receiver.stop()
+        if not a.keep_copies:
+            for copy in copies.values():
+                await data.drop_database(o.database_url, copy)
     names = [name for name, _, _ in variants]
     medians = {
         name: {

@@ -202,15 +202,25 @@ async def copy_database(database_url: str, name: str) -> None:
     await _recreate(database_url, name, template=source)
 
 
-async def _recreate(database_url: str, name: str, *, template: str | None = None) -> None:
-    """Drop database `name` on `database_url`'s server and create it again, empty or as a copy
-    of `template`: never the demo's or the tests' database."""
+async def drop_database(database_url: str, name: str) -> None:
+    """Drop database `name` on `database_url`'s server, if it exists (a copy the bench made):
+    never the demo's or the tests' database."""
+    await _recreate(database_url, name, create=False)
+
+
+async def _recreate(
+    database_url: str, name: str, *, template: str | None = None, create: bool = True
+) -> None:
+    """Drop database `name` on `database_url`'s server and create it again (`create`), empty or
+    as a copy of `template`: never the demo's or the tests' database."""
     if name in ("", "rescue", "postgres") or name.endswith("_test"):
         raise RuntimeError(f"refusing to reset database {name!r}: not a benchmark database")
     admin = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
         quoted = _quoted(name)
         await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+        if not create:
+            return
         # FILE_COPY: the files copied, not written through the WAL (PostgreSQL 15's default,
         # WAL_LOG, wrote each copy into the WAL, 540 MB at the province's scale, and the
         # checkpoint that followed ran through the first measured round).

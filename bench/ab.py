@@ -258,14 +258,15 @@ async def main(a: argparse.Namespace, out: Path, argv: list[str]) -> None:
                 _write(out, results)
     finally:
         # The last round's incidents too: left open, they escalate (and their callbacks retry
-        # against the stopped receiver) in whatever next starts a service on these stores.
-        for database_url in {ov.database_url for ov in stores.values()}:
+        # against the stopped receiver) in whatever next starts a service on these stores. The
+        # copies are dropped instead, unless kept.
+        dropped = set() if a.keep_copies else set(copies)
+        for database_url in {ov.database_url for n, ov in stores.items() if n not in dropped}:
             await settle_incidents(database_url, forget_receivers=True)
         if receiver is not None:
             receiver.stop()
-        if not a.keep_copies:
-            for copy in copies.values():
-                await data.drop_database(o.database_url, copy)
+        for name in dropped:
+            await data.drop_database(o.database_url, copies[name])
     names = [name for name, _, _ in variants]
     medians = {
         name: {
